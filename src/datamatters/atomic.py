@@ -1,0 +1,43 @@
+"""Atomic writes, so an interrupted stage never leaves an output DVC would cache as valid."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; on success it replaces `path`, on error it is removed.
+
+    Works for files and directories alike: the caller writes whatever it wants at the yielded
+    path. The temporary sits in the same directory so the final rename stays on one filesystem.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = scratch / target.name
+    try:
+        yield tmp
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike[str], payload: dict) -> None:
+    """Metrics files: sorted keys and a trailing newline so git diffs stay readable."""
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,56 @@
+"""The `datamatters` command: helpers around the DVC pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from datamatters.config import CONFIG_DIR, write_params
+from datamatters.stage import PARAMS_FILE
+
+
+def _params(args: argparse.Namespace) -> int:
+    if not args.check:
+        write_params(args.output, args.overrides, args.config_dir)
+        print(f"wrote {args.output} from {args.config_dir}/ {' '.join(args.overrides)}".rstrip())
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        expected = Path(tmp) / "params.yaml"
+        write_params(expected, args.overrides, args.config_dir)
+        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        if current != expected.read_text(encoding="utf-8"):
+            print(
+                f"{args.output} differs from the composition of {args.config_dir}/: "
+                "run `datamatters params`"
+            )
+            return 1
+    print(f"{args.output} matches {args.config_dir}/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="datamatters", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    params = sub.add_parser(
+        "params", help="compose conf/ into params.yaml (what `dvc exp run` does before running)"
+    )
+    params.add_argument(
+        "overrides", nargs="*", help="Hydra overrides, e.g. model=vae trainer.max_epochs=2"
+    )
+    params.add_argument("-o", "--output", type=Path, default=PARAMS_FILE)
+    params.add_argument("--config-dir", type=Path, default=CONFIG_DIR)
+    params.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    params.set_defaults(func=_params)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

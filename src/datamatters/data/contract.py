@@ -1,0 +1,82 @@
+"""The data contract between stages: a directory with `images.npy` and `manifest.parquet`.
+
+`images.npy` is uint8 N×H×W×C and `manifest.parquet` has one row per image in the same order.
+Rows are never silently dropped: a removed image keeps its row and says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datamatters.atomic import atomic_path
+from datamatters.stage import StageError
+
+IMAGES = "images.npy"
+MANIFEST = "manifest.parquet"
+BASE_COLUMNS = ("id", "source", "sha256", "label", "split")
+
+
+@dataclass
+class StageData:
+    images: np.ndarray
+    manifest: pd.DataFrame
+
+    def select(self, mask: np.ndarray | pd.Series) -> StageData:
+        """The rows where `mask` holds, images and manifest kept aligned."""
+        mask = np.asarray(mask, dtype=bool)
+        return StageData(self.images[mask], self.manifest[mask].reset_index(drop=True))
+
+
+def write_stage_data(path: str | Path, data: StageData) -> None:
+    """Write both files into a fresh directory that replaces `path` only once complete."""
+    _check_aligned(data)
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        np.save(tmp / IMAGES, np.ascontiguousarray(data.images), allow_pickle=False)
+        data.manifest.to_parquet(tmp / MANIFEST, index=False)
+
+
+def read_stage_data(
+    path: str | Path, stage: str, producer: str, columns: Iterable[str] = BASE_COLUMNS
+) -> StageData:
+    """Load and validate a stage directory; errors name the reading stage and its producer."""
+    path = Path(path)
+    rerun = f"run `dvc repro {producer}` to produce it"
+    for name in (IMAGES, MANIFEST):
+        if not (path / name).is_file():
+            raise StageError(stage, path / name, "missing", rerun)
+    try:
+        images = np.load(path / IMAGES, mmap_mode="r", allow_pickle=False)
+        manifest = pd.read_parquet(path / MANIFEST)
+    except (ValueError, OSError) as err:
+        raise StageError(stage, path, f"unreadable ({err})", rerun) from err
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise StageError(
+            stage,
+            path / IMAGES,
+            f"expected uint8 N×H×W×C, found {images.dtype} {images.shape}",
+            rerun,
+        )
+    missing = [c for c in columns if c not in manifest.columns]
+    if missing:
+        raise StageError(stage, path / MANIFEST, f"missing columns {missing}", rerun)
+    data = StageData(np.asarray(images), manifest)
+    if len(images) != len(manifest):
+        raise StageError(
+            stage, path, f"{len(images)} images but {len(manifest)} manifest rows", rerun
+        )
+    return data
+
+
+def _check_aligned(data: StageData) -> None:
+    if len(data.images) != len(data.manifest):
+        raise ValueError(f"{len(data.images)} images but {len(data.manifest)} manifest rows")
+    if data.images.dtype != np.uint8 or data.images.ndim != 4:
+        raise ValueError(
+            f"images must be uint8 N×H×W×C, got {data.images.dtype} {data.images.shape}"
+        )

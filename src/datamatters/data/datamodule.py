@@ -1,0 +1,80 @@
+"""The LightningDataModule over a materialised training set (the `augment` stage's output)."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamatters.data.contract import StageData, read_stage_data
+
+UNLABELED = -1
+
+
+def class_names(labels: pd.Series) -> list[str]:
+    """Sorted class names; the index of a name is its class id everywhere in the pipeline."""
+    return sorted(labels.dropna().astype(str).unique())
+
+
+def class_ids(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """Class id per row; unlabeled rows and labels outside `classes` get UNLABELED."""
+    index = {name: i for i, name in enumerate(classes)}
+    ids = labels.astype("string").map(index)
+    return ids.fillna(UNLABELED).to_numpy(dtype=np.int64)
+
+
+class ImageArrayDataset(Dataset):
+    """uint8 N×H×W×C images served as float C×H×W in [0, 1] with an integer class id."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = torch.from_numpy(np.array(self.images[index])).permute(
+            2, 0, 1
+        )  # copy: the array may be a read-only memmap
+        return image.float().div_(255.0), int(self.labels[index])
+
+
+class ImageDataModule(L.LightningDataModule):
+    def __init__(
+        self, data_dir: str, batch_size: int = 64, num_workers: int = 0, seed: int = 0
+    ) -> None:
+        super().__init__()
+        self.data_dir, self.batch_size, self.num_workers, self.seed = (
+            data_dir,
+            batch_size,
+            num_workers,
+            seed,
+        )
+        self.data: StageData | None = None
+        self.classes: list[str] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is None:
+            self.data = read_stage_data(
+                self.data_dir, stage="train", producer="augment", columns=("id", "label")
+            )
+            self.classes = class_names(self.data.manifest["label"])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        self.setup()
+        return tuple(self.data.images.shape[1:])
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        labels = class_ids(self.data.manifest["label"], self.classes)
+        return DataLoader(
+            ImageArrayDataset(self.data.images, labels),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=len(labels) > self.batch_size,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed),
+        )

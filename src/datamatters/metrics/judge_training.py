@@ -1,0 +1,98 @@
+"""Fit the judge on the reference split and measure it before anyone relies on its features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader
+
+from datamatters.data.contract import StageData
+from datamatters.data.datamodule import ImageArrayDataset, class_ids, class_names
+from datamatters.metrics.generative import generative_metrics
+from datamatters.models.callbacks import EpochSummary
+from datamatters.models.judge import JudgeClassifier, accuracy
+from datamatters.stage import StageError
+
+
+@dataclass
+class FittedJudge:
+    network: nn.Module
+    network_config: dict
+    report: dict
+
+
+def fit_judge(reference: StageData, cfg: DictConfig, reference_path: str) -> FittedJudge:
+    usable = labeled_images(reference)
+    classes = class_names(usable.manifest["label"])
+    if len(classes) < 2:
+        raise StageError(
+            "judge",
+            reference_path,
+            f"the reference split has {len(classes)} labeled class(es)",
+            "the judge needs labeled images of at least 2 classes (one sub-folder per class)",
+        )
+    labels = class_ids(usable.manifest["label"], classes)
+    holdout = stratified_holdout(labels, cfg.holdout_fraction, cfg.seed)
+    network_config = OmegaConf.to_container(cfg.network, resolve=True) | {
+        "num_classes": len(classes)
+    }
+    network = instantiate(network_config)
+    trainer = L.Trainer(
+        max_epochs=cfg.max_epochs,
+        accelerator=cfg.accelerator,
+        devices=1,
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[EpochSummary()],
+    )
+    trainer.fit(
+        JudgeClassifier(network, instantiate(cfg.optimizer)),
+        train_dataloaders=_loader(usable.images[~holdout], labels[~holdout], cfg, shuffle=True),
+        val_dataloaders=_loader(usable.images[holdout], labels[holdout], cfg, shuffle=False),
+    )
+    network = network.cpu().eval()
+    report = {
+        "accuracy_holdout": round(accuracy(network, usable.images[holdout], labels[holdout]), 6),
+        "holdout_images": int(holdout.sum()),
+        "train_images": int((~holdout).sum()),
+        "classes": len(classes),
+        "fid_judge_ref_halves": round(_halves_fid(usable.images, network, cfg.seed), 6),
+    }
+    return FittedJudge(network, network_config, report)
+
+
+def labeled_images(data: StageData) -> StageData:
+    manifest = data.manifest
+    return data.select(
+        manifest["decode_error"].isna().to_numpy() & manifest["label"].notna().to_numpy()
+    )
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Mask holding out `fraction` of each class (at least one image of any class of 2+)."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        take = max(1, round(fraction * len(members))) if len(members) > 1 else 0
+        mask[members[:take]] = True
+    return mask
+
+
+def _halves_fid(images: np.ndarray, network: nn.Module, seed: int) -> float:
+    """FID between two random halves of the reference: the floor for any generator."""
+    order = np.random.default_rng(seed).permutation(len(images))
+    half = len(order) // 2
+    return generative_metrics(images[order[:half]], images[order[half:]], network)["fid_judge"]
+
+
+def _loader(images: np.ndarray, labels: np.ndarray, cfg: DictConfig, shuffle: bool) -> DataLoader:
+    return DataLoader(ImageArrayDataset(images, labels), batch_size=cfg.batch_size, shuffle=shuffle)

@@ -1,0 +1,71 @@
+"""Training logic for the judge: the domain classifier whose features the evaluate stage uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Parameter
+from torch.optim import Optimizer
+
+from datamatters.models.networks import JudgeNet, evaluating
+
+
+class JudgeClassifier(L.LightningModule):
+    """Cross-entropy classifier; `val_acc` tells whether its features are worth measuring with."""
+
+    def __init__(
+        self, network: JudgeNet, optimizer: Callable[[Iterable[Parameter]], Optimizer]
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["network", "optimizer"])
+        self.network = network
+        self.optimizer = optimizer
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        loss = F.cross_entropy(self.network(images), labels)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=labels.shape[0])
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self.network(images)
+        metrics = {
+            "val_loss": F.cross_entropy(logits, labels),
+            "val_acc": (logits.argmax(dim=1) == labels).float().mean(),
+        }
+        self.log_dict(metrics, on_epoch=True, batch_size=labels.shape[0])
+
+    def configure_optimizers(self) -> Optimizer:
+        return self.optimizer(self.network.parameters())
+
+
+def accuracy(
+    network: JudgeNet, images_uint8: np.ndarray, labels: np.ndarray, batch_size: int = 256
+) -> float:
+    """Top-1 accuracy on N×H×W×C uint8 images, the layout the data stages write."""
+    if images_uint8.ndim != 4 or images_uint8.dtype != np.uint8:
+        raise ValueError(
+            f"expected uint8 images N×H×W×C, got {images_uint8.dtype} {images_uint8.shape}"
+        )
+    if len(images_uint8) != len(labels) or len(labels) == 0:
+        raise ValueError(
+            f"need one label per image: {len(labels)} labels, {len(images_uint8)} images"
+        )
+    device = next(network.parameters()).device
+    correct = 0
+    with evaluating(network):
+        for start in range(0, len(labels), batch_size):
+            batch = np.array(images_uint8[start : start + batch_size])
+            x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255.0
+            y = torch.as_tensor(np.asarray(labels[start : start + batch_size]), device=device)
+            correct += int((network(x).argmax(dim=1) == y).sum())
+    return correct / len(labels)

@@ -1,0 +1,194 @@
+"""Plain networks for the generative models and the judge; the training logic lives elsewhere.
+
+All networks share one layout rule (`scale_layout`): an image of side S is reached from a small
+base grid by doubling its side `num_scales` times. Choosing the layout from the image size, not
+from a per-size table, lets the same config train on 28×28 MNIST, 32×32 and 64×64 folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import pairwise
+from numbers import Integral
+
+import torch
+from torch import Tensor, nn
+
+MIN_SIZE = 8
+MIN_BASE = 4
+MAX_WIDTH_MULTIPLIER = 8
+
+
+def scale_layout(image_size: int) -> tuple[int, int]:
+    """Return `(num_scales, base)` with `base * 2**num_scales == image_size`.
+
+    Takes at least two doublings, and more while the base grid stays at least 4 pixels wide:
+    28 -> 7·2², 32 -> 4·2³, 64 -> 4·2⁴. Hence sides must be multiples of 4 (and at least 8,
+    the smallest size the ingest stage accepts).
+    """
+    if not isinstance(image_size, Integral) or image_size < MIN_SIZE or image_size % 4:
+        raise ValueError(
+            f"image_size must be a multiple of 4 and at least {MIN_SIZE} (e.g. 28, 32, 64), "
+            f"got {image_size!r}; set data.image_size to a supported size"
+        )
+    image_size = int(image_size)
+    num_scales = 2
+    while image_size % 2 ** (num_scales + 1) == 0 and image_size >> (num_scales + 1) >= MIN_BASE:
+        num_scales += 1
+    return num_scales, image_size >> num_scales
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """Run `module` in eval mode without gradients, then restore every submodule's own mode.
+
+    Sampling and measuring happen in the middle of training (callbacks, validation), which must
+    not leave BatchNorm frozen or flip submodules a caller had deliberately put in eval mode.
+    """
+    modes = {sub: sub.training for sub in module.modules()}
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        for sub, training in modes.items():
+            sub.training = training
+
+
+def _widths(width: int, num_scales: int) -> list[int]:
+    """Channel widths from the finest scale to the coarsest, doubling per scale up to 8x."""
+    return [width * min(2**i, MAX_WIDTH_MULTIPLIER) for i in range(num_scales)]
+
+
+def _dcgan_init(module: nn.Module) -> None:
+    """DCGAN's N(0, 0.02) initialisation, which the published training recipe assumes."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _upsampler(latent_dim: int, channels: int, image_size: int, width: int) -> nn.Sequential:
+    """Latent -> image-sized map: project onto the base grid, then double its side per block."""
+    num_scales, base = scale_layout(image_size)
+    widths = _widths(width, num_scales)[::-1]
+    blocks = [(latent_dim, widths[0], base, 1, 0)]
+    blocks += [(c_in, c_out, 4, 2, 1) for c_in, c_out in pairwise(widths)]
+    layers: list[nn.Module] = [nn.Unflatten(1, (latent_dim, 1, 1))]
+    for c_in, c_out, kernel, stride, padding in blocks:
+        layers += [
+            nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
+    layers.append(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1))
+    return nn.Sequential(*layers)
+
+
+def _downsampler(channels: int, image_size: int, width: int, norm: bool) -> nn.Sequential:
+    """Image -> base-grid feature map by strided convolutions that halve the side per block."""
+    num_scales, _ = scale_layout(image_size)
+    widths = [channels, *_widths(width, num_scales)]
+    layers: list[nn.Module] = []
+    for i, (c_in, c_out) in enumerate(pairwise(widths)):
+        layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not norm or i == 0))
+        # DCGAN leaves the first discriminator layer unnormalised: it sees raw pixels.
+        if norm and i > 0:
+            layers.append(nn.BatchNorm2d(c_out))
+        layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return nn.Sequential(*layers)
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN generator (Radford et al. 2016): transposed convolutions, BatchNorm, ReLU, tanh."""
+
+    def __init__(self, latent_dim: int, channels: int, image_size: int, width: int = 64) -> None:
+        super().__init__()
+        self.net = _upsampler(latent_dim, channels, image_size, width)
+        self.apply(_dcgan_init)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.tanh(self.net(z))
+
+
+class DCGANDiscriminator(nn.Module):
+    """DCGAN discriminator returning logits, so the loss can use the stable BCE-with-logits."""
+
+    def __init__(self, channels: int, image_size: int, width: int = 64) -> None:
+        super().__init__()
+        num_scales, base = scale_layout(image_size)
+        self.features = _downsampler(channels, image_size, width, norm=True)
+        self.head = nn.Conv2d(_widths(width, num_scales)[-1], 1, base, 1, 0)
+        self.apply(_dcgan_init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x)).flatten()
+
+
+class VAEEncoder(nn.Module):
+    """Convolutional encoder to the parameters of a diagonal Gaussian posterior."""
+
+    def __init__(self, channels: int, image_size: int, latent_dim: int, width: int = 32) -> None:
+        super().__init__()
+        num_scales, base = scale_layout(image_size)
+        self.features = _downsampler(channels, image_size, width, norm=False)
+        self.head = nn.Linear(_widths(width, num_scales)[-1] * base * base, 2 * latent_dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar = self.head(self.features(x).flatten(1)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class VAEDecoder(nn.Module):
+    """Mirror of the encoder; returns Bernoulli logits so the loss can stay in logit space."""
+
+    def __init__(self, latent_dim: int, channels: int, image_size: int, width: int = 32) -> None:
+        super().__init__()
+        self.net = _upsampler(latent_dim, channels, image_size, width)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class JudgeNet(nn.Module):
+    """Small domain classifier whose penultimate activations replace Inception features.
+
+    Inception was trained on 299×299 photographs; a classifier trained on the reference split
+    itself gives features that separate what matters in this domain (e.g. digit identity).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        image_size: int,
+        num_classes: int,
+        feature_dim: int = 128,
+        width: int = 32,
+    ) -> None:
+        super().__init__()
+        num_scales, base = scale_layout(image_size)
+        widths = [width, *_widths(width, num_scales)]
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, 1, 1, bias=False)]
+        for c_in, c_out in pairwise(widths):
+            layers += [
+                nn.BatchNorm2d(c_in),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False),
+            ]
+        layers += [nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True), nn.Flatten()]
+        self.trunk = nn.Sequential(*layers)
+        self.embed = nn.Sequential(
+            nn.Linear(widths[-1] * base * base, feature_dim), nn.ReLU(inplace=True)
+        )
+        self.classifier = nn.Linear(feature_dim, num_classes)
+        self.feature_dim = feature_dim
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.embed(self.trunk(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))

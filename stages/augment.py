@@ -1,0 +1,49 @@
+"""DVC stage `augment`: materialise the training set from the kept, labeled rows."""
+
+import argparse
+
+from hydra.utils import instantiate
+
+from datamatters.atomic import write_json
+from datamatters.augment.materialise import materialise
+from datamatters.data.contract import read_stage_data, write_stage_data
+from datamatters.stage import StageError, load_params, log, run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args()
+
+    augment = load_params("augment", "augment")["augment"]
+    if augment.copies < 0:
+        raise StageError(
+            "augment", "params.yaml", f"augment.copies={augment.copies}", "use 0 or more"
+        )
+    data = read_stage_data(
+        args.input,
+        stage="augment",
+        producer="labeling",
+        columns=("id", "label", "keep", "label_source"),
+    )
+    training = materialise(data, instantiate(augment.pipeline), augment.copies)
+    if len(training.images) == 0:
+        raise StageError(
+            "augment",
+            args.input,
+            "no rows are kept, so there is nothing to train on",
+            "check metrics/quality.json for what was dropped and relax those checks",
+        )
+    write_stage_data(args.output, training)
+    report = {
+        "training_images": len(training.images),
+        "originals": int((~training.manifest["augmented"]).sum()),
+    }
+    write_json(args.metrics, report)
+    log.info("training set: %(training_images)d images from %(originals)d kept originals", report)
+
+
+if __name__ == "__main__":
+    run_stage("augment", main)

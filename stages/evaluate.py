@@ -1,0 +1,29 @@
+"""DVC stage `evaluate`: FID, KID and IS of generated samples against the reference split."""
+
+import argparse
+
+from datamatters.atomic import write_json
+from datamatters.data.contract import read_stage_data
+from datamatters.metrics.evaluation import evaluate_generator
+from datamatters.models.checkpoint import load_checkpoint
+from datamatters.stage import load_params, log, run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--generator", required=True)
+    parser.add_argument("--judge", required=True)
+    parser.add_argument("--reference", required=True)
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args()
+
+    cfg = load_params("evaluate", "eval.metrics")["eval.metrics"]
+    reference = read_stage_data(args.reference, stage="evaluate", producer="ingest")
+    generator, judge = load_checkpoint(args.generator), load_checkpoint(args.judge)
+    metrics = evaluate_generator(generator, judge, reference, cfg, args.reference)
+    write_json(args.metrics, metrics)
+    log.info("  ".join(f"{name}={value:.4g}" for name, value in metrics.items()))
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", main)

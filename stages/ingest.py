@@ -1,0 +1,43 @@
+"""DVC stage `ingest`: source images -> data/raw (train pool) + data/reference (held out)."""
+
+import argparse
+
+from hydra.utils import instantiate
+
+from datamatters.atomic import write_json
+from datamatters.data.contract import write_stage_data
+from datamatters.data.ingest import ingest
+from datamatters.stage import load_params, log, run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train-out", required=True)
+    parser.add_argument("--reference-out", required=True)
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args()
+
+    data = load_params("ingest", "data")["data"]
+    source = instantiate(data.source)
+    log.info("reading %s", type(source).__name__)
+    result = ingest(
+        list(source.items()),
+        data.image_size,
+        data.channels,
+        data.reference_fraction,
+        data.seed,
+        data.limit,
+    )
+    write_stage_data(args.train_out, result.train)
+    write_stage_data(args.reference_out, result.reference)
+    metrics = result.metrics()
+    write_json(args.metrics, metrics)
+    log.info(
+        "%(images)d images: %(train_pool)d train pool, %(reference)d reference, "
+        "%(undecodable)d undecodable, %(classes)d classes",
+        metrics,
+    )
+
+
+if __name__ == "__main__":
+    run_stage("ingest", main)

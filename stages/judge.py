@@ -1,0 +1,39 @@
+"""DVC stage `judge`: the domain classifier whose features measure generated images.
+
+It sees only the held-out reference split, so it never changes when training data does.
+"""
+
+import argparse
+
+import lightning as L
+
+from datamatters.atomic import write_json
+from datamatters.data.contract import read_stage_data
+from datamatters.metrics.judge_training import fit_judge
+from datamatters.models.checkpoint import save_checkpoint
+from datamatters.stage import load_params, log, run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reference", required=True)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args()
+
+    judge = load_params("judge", "eval.judge")["eval.judge"]
+    L.seed_everything(judge.seed, workers=True, verbose=False)
+    reference = read_stage_data(args.reference, stage="judge", producer="ingest")
+    fitted = fit_judge(reference, judge, args.reference)
+    save_checkpoint(fitted.network, fitted.network_config, args.checkpoint)
+    write_json(args.metrics, fitted.report)
+    log.info(
+        "accuracy %.4f on %d held-out reference images; FID(judge) between reference halves %.3f",
+        fitted.report["accuracy_holdout"],
+        fitted.report["holdout_images"],
+        fitted.report["fid_judge_ref_halves"],
+    )
+
+
+if __name__ == "__main__":
+    run_stage("judge", main)

@@ -1,0 +1,58 @@
+"""DVC stage `train`: fit the model chosen by `model=` on the materialised training set."""
+
+import argparse
+
+import lightning as L
+from dvclive.lightning import DVCLiveLogger
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from datamatters.models.callbacks import EpochSummary, SampleGrid
+from datamatters.models.checkpoint import save_checkpoint
+from datamatters.stage import StageError, load_params, log, run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--live-dir", required=True)
+    parser.add_argument("--samples", required=True)
+    args = parser.parse_args()
+
+    params = load_params("train", "model", "trainer", "datamodule", "train")
+    L.seed_everything(params["train"].seed, workers=True, verbose=False)
+    datamodule = instantiate(params["datamodule"], data_dir=args.data, seed=params["train"].seed)
+    model = instantiate(params["model"])
+    check_shapes(model, datamodule.image_shape, args.data)
+    log.info(
+        "%s on %d images of %s",
+        type(model).__name__,
+        len(datamodule.data.images),
+        datamodule.image_shape,
+    )
+
+    logger = DVCLiveLogger(dir=args.live_dir, dvcyaml=False, save_dvc_exp=False)
+    trainer = instantiate(
+        params["trainer"], logger=logger, callbacks=[SampleGrid(args.samples), EpochSummary()]
+    )
+    trainer.fit(model, datamodule=datamodule)
+    save_checkpoint(model, OmegaConf.to_container(params["model"], resolve=True), args.checkpoint)
+    log.info("wrote %s after %d steps", args.checkpoint, trainer.global_step)
+
+
+def check_shapes(model, data_shape: tuple[int, int, int], data_dir: str) -> None:
+    """A model composed for other data settings fails here, before any training time is spent."""
+    height, width, channels = data_shape
+    made = tuple(model.sample(1, seed=0).shape[1:])
+    if made != (channels, height, width):
+        raise StageError(
+            "train",
+            data_dir,
+            f"the model makes C×H×W={made} images but the data is {(channels, height, width)}",
+            "re-compose params.yaml (`datamatters params`) so model and data settings agree",
+        )
+
+
+if __name__ == "__main__":
+    run_stage("train", main)

@@ -1,0 +1,128 @@
+"""quality, labeling and augment on tiny real data; the stage directory contract and its errors."""
+
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import compose_config
+from hydra.utils import instantiate
+
+from datamatters.augment.materialise import materialise
+from datamatters.data.contract import StageData, read_stage_data, write_stage_data
+from datamatters.labeling.labels import carry_labels, label_report
+from datamatters.quality.assess import assess
+from datamatters.quality.checks import ExactDuplicates, LowInformation, Undecodable
+from datamatters.stage import StageError
+
+
+def tiny_pool(n: int = 12) -> StageData:
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
+    images[3] = images[1]  # exact duplicate
+    images[5] = 77  # blank
+    manifest = pd.DataFrame(
+        {
+            "id": [f"{i:07d}" for i in range(n)],
+            "source": [f"test:{i}" for i in range(n)],
+            "sha256": [str(hash(images[i].tobytes())) for i in range(n)],
+            "label": pd.Series([str(i % 3) for i in range(n)], dtype="string"),
+            "split": "train",
+            "decode_error": pd.Series([None] * n, dtype="string"),
+        }
+    )
+    manifest.loc[7, ["decode_error", "sha256"]] = ["cannot decode: test", None]
+    images[7] = 0
+    return StageData(images, manifest)
+
+
+def default_checks():
+    return {
+        "undecodable": Undecodable(),
+        "exact_duplicates": ExactDuplicates(),
+        "low_information": LowInformation(),
+    }
+
+
+def test_quality_flags_duplicates_blanks_and_undecodable():
+    assessed, report = assess(tiny_pool(), default_checks())
+    issues = dict(zip(assessed.manifest["id"], assessed.manifest["issues"], strict=True))
+    assert issues["0000003"] == ["exact_duplicates"]
+    assert issues["0000005"] == ["low_information"]
+    assert issues["0000007"] == ["undecodable"]
+    assert issues["0000001"] == [], "the first copy of a duplicate is kept"
+    assert report["kept"] == 9 and report["exact_duplicates_flagged"] == 1
+    assert assessed.manifest["score_low_information"].iloc[5] == 0.0
+
+
+def test_flag_action_records_without_dropping():
+    checks = default_checks() | {"low_information": LowInformation(action="flag")}
+    assessed, _ = assess(tiny_pool(), checks)
+    row = assessed.manifest.iloc[5]
+    assert row["issues"] == ["low_information"] and row["keep"]
+
+
+def test_undecodable_rows_are_never_kept_even_with_the_check_off():
+    assessed, _ = assess(tiny_pool(), {"undecodable": Undecodable(enabled=False)})
+    assert not assessed.manifest["keep"].iloc[7]
+
+
+def test_unknown_action_is_a_clear_error():
+    with pytest.raises(StageError, match="quality.checks.low_information.action='delete'"):
+        LowInformation(action="delete")
+
+
+def test_labels_are_carried_with_provenance_and_checked():
+    assessed, _ = assess(tiny_pool(), default_checks())
+    labeled = carry_labels(assessed, classes=None, source_path="data/quality")
+    assert (labeled.manifest["given_label"] == labeled.manifest["label"]).all()
+    assert set(labeled.manifest["label_source"]) == {"given"}
+    assert not labeled.manifest["label_issue"].any()
+    assert sum(label_report(labeled.manifest)["kept_per_class"].values()) == 9
+    with pytest.raises(StageError, match=r"labels not in labeling.classes: \['2'\]"):
+        carry_labels(assessed, classes=["0", "1"], source_path="data/quality")
+
+
+def test_augment_materialises_kept_rows_deterministically():
+    assessed, _ = assess(tiny_pool(), default_checks())
+    labeled = carry_labels(assessed, None, "x")
+    pipeline = instantiate(compose_config("augment=light").augment.pipeline)
+    first = materialise(labeled, pipeline, copies=2)
+    again = materialise(
+        labeled, instantiate(compose_config("augment=light").augment.pipeline), copies=2
+    )
+    assert len(first.images) == 27 and first.manifest["augmented"].sum() == 18
+    assert np.array_equal(first.images, again.images)
+    assert not np.array_equal(first.images[:9], first.images[9:18]), "copies differ from originals"
+    assert set(first.manifest["parent_id"]) == set(labeled.manifest["id"][labeled.manifest["keep"]])
+
+
+def test_augment_without_copies_is_the_kept_rows():
+    assessed, _ = assess(tiny_pool(), default_checks())
+    out = materialise(carry_labels(assessed, None, "x"), A.Compose([]), copies=0)
+    assert len(out.images) == 9 and not out.manifest["augmented"].any()
+
+
+def test_stage_data_round_trip_and_validation(tmp_path):
+    pool = tiny_pool()
+    write_stage_data(tmp_path / "out", pool)
+    back = read_stage_data(tmp_path / "out", stage="quality", producer="ingest")
+    assert np.array_equal(back.images, pool.images)
+    assert list(tmp_path.iterdir()) == [tmp_path / "out"], "no temporary leftovers"
+    with pytest.raises(
+        StageError, match=r"\[quality\] .*missing columns \['keep'\].*dvc repro ingest"
+    ):
+        read_stage_data(tmp_path / "out", stage="quality", producer="ingest", columns=("keep",))
+    with pytest.raises(StageError, match="missing. Fix: run `dvc repro ingest`"):
+        read_stage_data(tmp_path / "nothing", stage="quality", producer="ingest")
+
+
+def test_failed_write_leaves_previous_output_untouched(tmp_path):
+    pool = tiny_pool()
+    write_stage_data(tmp_path / "out", pool)
+    broken = StageData(pool.images[:3], pool.manifest)
+    with pytest.raises(ValueError, match="3 images but 12 manifest rows"):
+        write_stage_data(tmp_path / "out", broken)
+    assert len(read_stage_data(tmp_path / "out", "t", "p").images) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

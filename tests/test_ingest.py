@@ -1,0 +1,145 @@
+"""Ingest decodes real files, records what it cannot use, splits deterministically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_stage_script, write_image
+
+from datamatters.config import write_params
+from datamatters.data.ingest import REFERENCE, TRAIN, ingest
+from datamatters.data.sources import FolderSource, Mnist5kSource
+from datamatters.stage import StageError
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def folder_ingest(root: Path, **kwargs):
+    args = {"image_size": 16, "channels": 3, "reference_fraction": 0.25, "seed": 0} | kwargs
+    return ingest(list(FolderSource(str(root)).items()), **args)
+
+
+def test_mnist5k_is_real_balanced_and_offline():
+    items = list(Mnist5kSource().items())
+    assert len(items) == 5000
+    assert {item.label for item in items} == {str(d) for d in range(10)}
+    assert items[0].source == "mnist5k:0"
+
+
+def test_limit_keeps_every_class():
+    result = ingest(list(Mnist5kSource().items()), 32, 1, 0.2, 0, limit=100)
+    manifest = result.train.manifest
+    assert len(manifest) + len(result.reference.manifest) == 100
+    assert manifest["label"].nunique() == 10
+    assert result.train.images.shape[1:] == (32, 32, 1)
+
+
+def test_split_is_deterministic_and_disjoint(image_folder):
+    first, second = folder_ingest(image_folder), folder_ingest(image_folder)
+    assert first.train.manifest.equals(second.train.manifest)
+    assert set(first.train.manifest["split"]) == {TRAIN}
+    assert set(first.reference.manifest["split"]) == {REFERENCE}
+    assert not set(first.train.manifest["sha256"]) & set(first.reference.manifest["sha256"])
+    assert len(first.reference.manifest) > 0
+
+
+def test_identical_images_land_in_the_same_split(image_folder):
+    copy = image_folder / "cat" / "copy.png"
+    copy.write_bytes((image_folder / "cat" / "01.png").read_bytes())
+    result = folder_ingest(image_folder, reference_fraction=0.5)
+    both = [
+        r
+        for r in (result.train, result.reference)
+        if (r.manifest["source"].str.endswith("cat/01.png")).any()
+    ]
+    assert (both[0].manifest["source"].str.endswith("cat/copy.png")).any()
+
+
+def test_corrupt_file_among_good_ones_gets_a_reason_row(image_folder):
+    (image_folder / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    result = folder_ingest(image_folder)
+    rows = result.train.manifest
+    broken = rows[rows["source"].str.endswith("broken.png")]
+    assert len(broken) == 1 and "cannot decode" in broken["decode_error"].iloc[0]
+    assert broken["label"].iloc[0] == "dog" and broken["sha256"].isna().all()
+    good = rows["decode_error"].isna().sum() + len(result.reference.manifest)
+    assert good == 24
+
+
+def test_truncated_png_does_not_crash(image_folder):
+    path = image_folder / "owl" / "00.jpg"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    rows = folder_ingest(image_folder).train.manifest
+    assert rows.loc[rows["source"] == str(path), "decode_error"].notna().all()
+
+
+def test_modes_are_normalised(tmp_path):
+    root = tmp_path / "modes"
+    rgba = np.zeros((10, 10, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    write_image(root / "a" / "rgba.png", rgba)
+    write_image(root / "a" / "grey.png", np.full((12, 8), 90, dtype=np.uint8))
+    write_image(
+        root / "b" / "wide16.png", (np.arange(64 * 4, dtype=np.uint16).reshape(16, 16) * 256)
+    )
+    result = ingest(list(FolderSource(str(root)).items()), 8, 1, 0.01, 0)
+    rows = result.train.manifest
+    assert rows["decode_error"].isna().all()
+    assert result.train.images.shape == (3, 8, 8, 1)
+    assert sorted(rows["mode"]) == ["I;16", "L", "RGBA"]
+
+
+def test_folder_errors_are_stage_errors(tmp_path):
+    with pytest.raises(StageError, match="does not exist"):
+        list(FolderSource(str(tmp_path / "nowhere")).items())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StageError, match="no image files"):
+        list(FolderSource(str(tmp_path / "empty")).items())
+    with pytest.raises(StageError, match="data.path is not set"):
+        list(FolderSource(None).items())
+
+
+def _ingest_cli(tmp_path: Path, *overrides: str):
+    write_params(tmp_path / "params.yaml", overrides, CONF)
+    return run_stage_script(
+        "ingest",
+        ["--train-out", "raw", "--reference-out", "ref", "--metrics", "ingest.json"],
+        tmp_path,
+    )
+
+
+@pytest.mark.parametrize(
+    "make, problem, fix",
+    [
+        (
+            lambda p: p / "missing",
+            "folder does not exist",
+            "Fix: run with -S data=folder -S data.path=",
+        ),
+        (
+            lambda p: (p / "empty").mkdir() or p / "empty",
+            "contains no image files",
+            "Fix: put images in one sub-folder per class",
+        ),
+    ],
+)
+def test_bad_folder_message_names_stage_path_and_fix(tmp_path, make, problem, fix):
+    folder = make(tmp_path)
+    result = _ingest_cli(tmp_path, "data=folder", f"data.path={folder}")
+    assert result.returncode == 2
+    assert f"error: [ingest] {folder}: {problem}" in result.stderr
+    assert fix in result.stderr
+    assert not (tmp_path / "raw").exists(), "a failed stage must leave no output"
+
+
+def test_non_image_file_is_reported_and_recorded(tmp_path, image_folder):
+    notes = image_folder / "cat" / "notes.txt"
+    notes.write_text("not an image")
+    result = _ingest_cli(tmp_path, "data=folder", f"data.path={image_folder}", "data.image_size=16")
+    assert result.returncode == 0, result.stderr
+    assert f"[ingest] {notes}: not an image file type (.txt)" in result.stdout
+    assert "remove or replace the file" in result.stdout
+    assert "25 images" in result.stdout and "1 undecodable" in result.stdout

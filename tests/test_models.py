@@ -1,0 +1,313 @@
+"""Networks, Lightning modules, checkpoints and callbacks, built as the pipeline builds them."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from dvclive.lightning import DVCLiveLogger
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+
+from datamatters.models.callbacks import EpochSummary, SampleGrid, make_grid
+from datamatters.models.checkpoint import load_checkpoint, save_checkpoint
+from datamatters.models.dcgan import DCGAN
+from datamatters.models.generative import GenerativeModule
+from datamatters.models.judge import JudgeClassifier, accuracy
+from datamatters.models.networks import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    JudgeNet,
+    VAEDecoder,
+    VAEEncoder,
+)
+from datamatters.models.vae import VAE
+
+NETWORKS = "datamatters.models.networks"
+
+
+def adam(lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> dict[str, Any]:
+    return {"_target_": "torch.optim.Adam", "_partial_": True, "lr": lr, "betas": list(betas)}
+
+
+def dcgan_config(image_size: int = 32, channels: int = 1, width: int = 8) -> dict[str, Any]:
+    shape = {"channels": channels, "image_size": image_size, "width": width}
+    return {
+        "_target_": "datamatters.models.dcgan.DCGAN",
+        "latent_dim": 16,
+        "generator": {"_target_": f"{NETWORKS}.DCGANGenerator", "latent_dim": 16, **shape},
+        "discriminator": {"_target_": f"{NETWORKS}.DCGANDiscriminator", **shape},
+        "g_optimizer": adam(2e-4, (0.5, 0.999)),
+        "d_optimizer": adam(2e-4, (0.5, 0.999)),
+    }
+
+
+def vae_config(image_size: int = 32, channels: int = 1, width: int = 8) -> dict[str, Any]:
+    shape = {"channels": channels, "image_size": image_size, "latent_dim": 8, "width": width}
+    return {
+        "_target_": "datamatters.models.vae.VAE",
+        "latent_dim": 8,
+        "kl_weight": 1.0,
+        "encoder": {"_target_": f"{NETWORKS}.VAEEncoder", **shape},
+        "decoder": {"_target_": f"{NETWORKS}.VAEDecoder", **shape},
+        "optimizer": adam(1e-3),
+    }
+
+
+CONFIGS = {"dcgan": dcgan_config, "vae": vae_config}
+
+
+def image_loader(n: int = 16, image_size: int = 32, channels: int = 1) -> DataLoader:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(n, channels, image_size, image_size, generator=generator)
+    labels = torch.randint(0, 2, (n,), generator=generator)
+    return DataLoader(TensorDataset(images, labels), batch_size=8)
+
+
+def tiny_trainer(**overrides: Any) -> L.Trainer:
+    settings: dict[str, Any] = {
+        "accelerator": "cpu",
+        "max_steps": 3,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return L.Trainer(**(settings | overrides))
+
+
+def trained(kind: str) -> GenerativeModule:
+    L.seed_everything(0, verbose=False)
+    module = instantiate(CONFIGS[kind]())
+    tiny_trainer().fit(module, image_loader())
+    return module
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[name], p) for name, p in module.named_parameters())
+
+
+@pytest.mark.parametrize(("image_size", "channels"), [(28, 1), (32, 3), (64, 1)])
+def test_networks_fit_every_supported_image_size(image_size: int, channels: int) -> None:
+    z = torch.randn(2, 16)
+    image = torch.rand(2, channels, image_size, image_size)
+    shape = (2, channels, image_size, image_size)
+
+    fake = DCGANGenerator(16, channels, image_size, width=8)(z)
+    assert fake.shape == shape and fake.abs().max() <= 1
+    assert DCGANDiscriminator(channels, image_size, width=8)(fake).shape == (2,)
+    mu, logvar = VAEEncoder(channels, image_size, latent_dim=16, width=8)(image)
+    assert mu.shape == logvar.shape == (2, 16)
+    assert VAEDecoder(16, channels, image_size, width=8)(mu).shape == shape
+    judge = JudgeNet(channels, image_size, num_classes=3, feature_dim=12, width=8)
+    assert judge.features(image).shape == (2, 12) and judge(image).shape == (2, 3)
+
+
+@pytest.mark.parametrize("image_size", [30, 33, 4])
+def test_unsupported_image_size_is_refused_with_a_clear_message(image_size: int) -> None:
+    message = rf"image_size must be a multiple of 4 .* got {image_size}"
+    with pytest.raises(ValueError, match=message):
+        DCGANGenerator(16, 1, image_size)
+    with pytest.raises(ValueError, match=message):
+        DCGANDiscriminator(1, image_size)
+    with pytest.raises(ValueError, match=message):
+        VAEEncoder(1, image_size, 8)
+    with pytest.raises(ValueError, match=message):
+        JudgeNet(1, image_size, 10)
+
+
+def test_dcgan_built_from_hydra_config_trains_both_networks() -> None:
+    L.seed_everything(0, verbose=False)
+    module = instantiate(dcgan_config())
+    assert isinstance(module, DCGAN) and module.hparams == {"latent_dim": 16}
+    generator, discriminator = snapshot(module.generator), snapshot(module.discriminator)
+    trainer = tiny_trainer()
+    trainer.fit(module, image_loader())
+
+    for name in ("g_loss", "d_loss"):
+        assert torch.isfinite(trainer.callback_metrics[name])
+    assert changed(generator, module.generator)
+    assert changed(discriminator, module.discriminator)
+
+
+def test_vae_built_from_hydra_config_trains() -> None:
+    L.seed_everything(0, verbose=False)
+    module = instantiate(vae_config())
+    assert isinstance(module, VAE)
+    before = snapshot(module)
+    trainer = tiny_trainer()
+    trainer.fit(module, image_loader())
+
+    for name in ("loss", "recon_loss", "kl"):
+        assert torch.isfinite(trainer.callback_metrics[name])
+    assert changed(before, module)
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "vae"])
+def test_sample_is_seeded_in_unit_range_and_restores_train_mode(kind: str) -> None:
+    module = instantiate(CONFIGS[kind]())
+    module.train()
+    frozen = module.decoder if kind == "vae" else module.discriminator
+    frozen.eval()
+
+    first = module.sample(5, seed=1)
+    assert first.shape == (5, 1, 32, 32)
+    assert first.min() >= 0 and first.max() <= 1
+    assert torch.equal(first, module.sample(5, seed=1))
+    assert not torch.equal(first, module.sample(5, seed=2))
+    assert module.sample(5, seed=1, batch_size=2).allclose(first)
+    assert module.training and not frozen.training
+
+
+def test_fixed_noise_is_the_same_for_every_model_and_seed() -> None:
+    torch.manual_seed(1)
+    dcgan = instantiate(dcgan_config())
+    torch.manual_seed(2)
+    other = instantiate(dcgan_config())
+
+    assert torch.equal(dcgan.fixed_noise, other.fixed_noise)
+    assert dcgan.sample_fixed().shape == (64, 1, 32, 32)
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "vae"])
+def test_checkpoint_round_trip_gives_identical_samples(kind: str, tmp_path: Path) -> None:
+    module = trained(kind)
+    path = tmp_path / "models" / "generator.pt"
+    save_checkpoint(module, CONFIGS[kind](), path)
+
+    stored = torch.load(path, weights_only=True)
+    assert stored["format"] == 1 and stored["config"] == CONFIGS[kind]()
+    loaded = load_checkpoint(path)
+    assert type(loaded) is type(module) and not loaded.training
+    assert torch.equal(loaded.sample(8, seed=3), module.sample(8, seed=3))
+    assert [p.name for p in tmp_path.joinpath("models").iterdir()] == ["generator.pt"]
+
+
+def test_checkpoint_refuses_a_config_that_is_not_plain_data(tmp_path: Path) -> None:
+    module = instantiate(vae_config())
+    path = tmp_path / "vae.pt"
+    with pytest.raises(TypeError, match="config is a DictConfig"):
+        save_checkpoint(module, OmegaConf.create(vae_config()), path)
+    with pytest.raises(TypeError, match=r"config\.optimizer\.lr is a Tensor"):
+        save_checkpoint(module, vae_config() | {"optimizer": {"lr": torch.tensor(1.0)}}, path)
+    assert not path.exists()
+
+
+def test_missing_or_damaged_checkpoint_names_the_file_and_the_stage(tmp_path: Path) -> None:
+    missing = tmp_path / "judge.pt"
+    with pytest.raises(FileNotFoundError, match=r"judge\.pt.*dvc repro"):
+        load_checkpoint(missing)
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"garbage\.pt.*dvc repro"):
+        load_checkpoint(garbage)
+
+    config = vae_config()
+    good = tmp_path / "vae.pt"
+    save_checkpoint(instantiate(config), config, good)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:-100])
+    with pytest.raises(ValueError, match=r"truncated\.pt.*dvc repro"):
+        load_checkpoint(truncated)
+
+    stale = tmp_path / "stale.pt"
+    save_checkpoint(instantiate(vae_config(width=4)), config, stale)
+    with pytest.raises(ValueError, match=r"stale\.pt does not match the current code"):
+        load_checkpoint(stale)
+
+
+def bright_and_dark(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """An easy two-class problem: class 1 images are bright, class 0 dark, both noisy."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    low = np.where(labels == 1, 140, 0)[:, None, None, None]
+    images = (low + rng.integers(0, 116, (n, 16, 16, 1))).astype(np.uint8)
+    return images, labels
+
+
+def as_loader(images: np.ndarray, labels: np.ndarray, shuffle: bool) -> DataLoader:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    dataset = TensorDataset(x, torch.from_numpy(labels))
+    return DataLoader(dataset, batch_size=32, shuffle=shuffle)
+
+
+def test_judge_built_from_hydra_config_learns_an_easy_problem(tmp_path: Path) -> None:
+    L.seed_everything(0, verbose=False)
+    network_config = {
+        "_target_": f"{NETWORKS}.JudgeNet",
+        "channels": 1,
+        "image_size": 16,
+        "num_classes": 2,
+        "feature_dim": 16,
+        "width": 8,
+    }
+    config = {"_target_": "datamatters.models.judge.JudgeClassifier", "network": network_config}
+    module = instantiate(config | {"optimizer": adam(1e-2)})
+    assert isinstance(module, JudgeClassifier)
+    train, test = bright_and_dark(256, seed=0), bright_and_dark(128, seed=1)
+    trainer = tiny_trainer(max_steps=-1, max_epochs=3)
+    trainer.fit(module, as_loader(*train, shuffle=True), as_loader(*test, shuffle=False))
+
+    assert trainer.callback_metrics["val_acc"] > 0.9
+    assert torch.isfinite(trainer.callback_metrics["val_loss"])
+    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+    module.network.train()
+    assert accuracy(module.network, *test, batch_size=50) > 0.9
+    assert module.network.training
+
+    path = tmp_path / "judge.pt"
+    save_checkpoint(module.network, network_config, path)
+    assert accuracy(load_checkpoint(path), *test) == accuracy(module.network, *test)
+
+
+def test_make_grid_tiles_images_row_by_row() -> None:
+    images = torch.stack([torch.full((3, 2, 2), i / 4) for i in range(5)])
+    grid = make_grid(images, nrow=3, padding=1)
+
+    assert grid.shape == (2 * 3 + 1, 3 * 3 + 1, 3) and grid.dtype == np.uint8
+    assert grid[1, 1, 0] == 0 and grid[1, 4, 0] == 64 and grid[4, 4, 0] == 255
+    assert grid[4, 7].tolist() == [0, 0, 0]
+
+
+def test_sample_grid_writes_a_square_png_and_logs_it_to_dvclive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # DVCLive inspects the Git repository around the working directory
+    module = instantiate(dcgan_config())
+    path = tmp_path / "plots" / "samples.png"
+    logger = DVCLiveLogger(dir=str(tmp_path / "live"), dvcyaml=False, save_dvc_exp=False)
+    trainer = tiny_trainer(
+        max_steps=-1, max_epochs=1, logger=logger, log_every_n_steps=1, callbacks=[SampleGrid(path)]
+    )
+    trainer.fit(module, image_loader())
+
+    with Image.open(path) as image:
+        assert image.mode == "L"
+        assert image.size == (8 * (32 + 2) + 2, 8 * (32 + 2) + 2)
+    assert (tmp_path / "live" / "plots" / "images" / "samples.png").is_file()
+
+
+def test_epoch_summary_logs_one_line_per_epoch(caplog: pytest.LogCaptureFixture) -> None:
+    module = instantiate(vae_config())
+    trainer = tiny_trainer(max_steps=-1, max_epochs=2, callbacks=[EpochSummary()])
+    with caplog.at_level(logging.INFO, logger="datamatters"):
+        trainer.fit(module, image_loader())
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "datamatters"]
+    pattern = r"epoch {}/2 kl=\d+\.\d{{3}} loss=\d+\.\d{{3}} recon_loss=\d+\.\d{{3}} \(\d+\.\d s\)"
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines, start=1):
+        assert re.fullmatch(pattern.format(epoch), line), line
