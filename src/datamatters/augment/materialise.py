@@ -12,8 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from datamatters.data.contract import StageData
-from datamatters.data.decode import pixel_sha256
+from datamatters.data.contract import StageData, pixel_sha256
 
 log = logging.getLogger("datamatters")
 

@@ -6,6 +6,7 @@ Rows are never silently dropped: a removed image keeps its row and says why.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,11 @@ class StageData:
         """The rows where `mask` holds, images and manifest kept aligned."""
         mask = np.asarray(mask, dtype=bool)
         return StageData(self.images[mask], self.manifest[mask].reset_index(drop=True))
+
+
+def pixel_sha256(pixels: np.ndarray) -> str:
+    """The identity of an image in every manifest: the hash of its decoded pixels, not its file."""
+    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
 
 
 def write_stage_data(path: str | Path, data: StageData) -> None:

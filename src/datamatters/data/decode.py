@@ -5,7 +5,6 @@ PIL's decompression-bomb guard stays on: a bomb becomes a reason, like any other
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,10 +43,6 @@ def decode(item: SourceItem, image_size: int, channels: int) -> Decoded:
 
 class DecodeError(Exception):
     pass
-
-
-def pixel_sha256(pixels: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
 
 
 def _to_mode(image: Image.Image, channels: int) -> Image.Image:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from datamatters.data.contract import StageData
-from datamatters.data.decode import DecodeError, decode, pixel_sha256
+from datamatters.data.contract import StageData, pixel_sha256
+from datamatters.data.decode import DecodeError, decode
 from datamatters.data.sources import SourceItem
 from datamatters.stage import StageError
 

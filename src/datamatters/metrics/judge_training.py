@@ -54,7 +54,7 @@ def fit_judge(reference: StageData, cfg: DictConfig, reference_path: str) -> Fit
         callbacks=[EpochSummary()],
     )
     trainer.fit(
-        JudgeClassifier(network, instantiate(cfg.optimizer)),
+        JudgeClassifier(network, instantiate(cfg.optimizer), cfg.max_shift),
         train_dataloaders=_loader(usable.images[~holdout], labels[~holdout], cfg, shuffle=True),
         val_dataloaders=_loader(usable.images[holdout], labels[holdout], cfg, shuffle=False),
     )

@@ -19,19 +19,23 @@ class JudgeClassifier(L.LightningModule):
     """Cross-entropy classifier; `val_acc` tells whether its features are worth measuring with."""
 
     def __init__(
-        self, network: JudgeNet, optimizer: Callable[[Iterable[Parameter]], Optimizer]
+        self,
+        network: JudgeNet,
+        optimizer: Callable[[Iterable[Parameter]], Optimizer],
+        max_shift: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["network", "optimizer"])
         self.network = network
         self.optimizer = optimizer
+        self.max_shift = max_shift
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
-        loss = F.cross_entropy(self.network(images), labels)
+        loss = F.cross_entropy(self.network(random_shift(images, self.max_shift)), labels)
         self.log("train_loss", loss, on_step=True, on_epoch=True, batch_size=labels.shape[0])
         return loss
 
@@ -46,6 +50,23 @@ class JudgeClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> Optimizer:
         return self.optimizer(self.network.parameters())
+
+
+def random_shift(images: Tensor, max_shift: float) -> Tensor:
+    """Translate each image by up to `max_shift` of its side, filling with zeros.
+
+    The reference split is small; without this the judge memorises positions and its accuracy
+    on held-out reference images stalls a few points lower.
+    """
+    if max_shift <= 0:
+        return images
+    n = images.shape[0]
+    theta = torch.zeros(n, 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    # affine_grid works in [-1, 1] coordinates: a shift of f of the side is 2f.
+    theta[:, :, 2] = (torch.rand(n, 2, device=images.device) * 2 - 1) * 2 * max_shift
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False)
 
 
 def accuracy(

@@ -1,0 +1,87 @@
+"""dvc.yaml declares exactly what each stage uses, so DVC re-runs what changed and nothing else."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import ROOT, compose_config, stage_env
+from omegaconf import OmegaConf
+
+DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGES = sorted(DVC_YAML["stages"])
+LIST_IMPORTS = """
+import importlib, json, runpy, sys
+runpy.run_path(sys.argv[1])
+for name in sys.argv[2:]:
+    importlib.import_module(name)
+print(json.dumps(sorted(
+    m.__file__ for n, m in sys.modules.items()
+    if n.startswith("datamatters") and getattr(m, "__file__", None)
+    and not m.__file__.endswith("__init__.py")
+)))
+"""
+# evaluate re-creates the generator and the judge from their checkpoints' configs, which are these:
+CHECKPOINT_SECTIONS = {"evaluate": ["model", "eval.judge"]}
+VARIANTS = [(), ("model=vae",), ("data=folder", "data.path=/x")]
+
+
+def imported_modules(stage: str, targets: set[str]) -> set[str]:
+    """Files of the package that the stage script and the modules Hydra instantiates import."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LIST_IMPORTS,
+            str(ROOT / "stages" / f"{stage}.py"),
+            *sorted(targets),
+        ],
+        env=stage_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {str(p).split(f"{ROOT}/", 1)[1] for p in json.loads(done.stdout)}
+
+
+def instantiated_modules(params_keys: list[str]) -> set[str]:
+    """Modules named by `_target_`s in the params a stage reads, in every config variant."""
+    targets = set()
+    for overrides in VARIANTS:
+        cfg = compose_config(*overrides)
+        for key in params_keys:
+            text = OmegaConf.to_yaml(OmegaConf.select(cfg, key))
+            targets |= set(re.findall(r"_target_: (datamatters\.[\w.]+)\.\w+", text))
+    return targets
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_deps_are_exactly_the_modules_the_stage_uses(stage):
+    spec = DVC_YAML["stages"][stage]
+    declared = {d for d in spec["deps"] if d.startswith(("src/", "stages/"))}
+    sections = spec["params"] + CHECKPOINT_SECTIONS.get(stage, [])
+    used = imported_modules(stage, instantiated_modules(sections)) | {f"stages/{stage}.py"}
+    assert used - declared == set(), f"{stage} uses modules dvc.yaml does not list"
+    assert declared - used == set(), f"{stage} lists modules it does not use"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_params_are_exactly_the_sections_the_stage_loads(stage):
+    script = (ROOT / "stages" / f"{stage}.py").read_text()
+    call = re.search(r"load_params\(([^)]*)\)", script).group(1)
+    loaded = re.findall(r'"([\w.]+)"', call)[1:]  # the first string is the stage name
+    assert sorted(loaded) == sorted(DVC_YAML["stages"][stage]["params"])
+
+
+def test_every_metrics_file_a_stage_writes_is_declared():
+    outs = [
+        next(iter(o)) if isinstance(o, dict) else o
+        for s in DVC_YAML["stages"].values()
+        for o in s["outs"]
+    ]
+    metric_outs = {o for o in outs if o.startswith("metrics/") and o.endswith(".json")}
+    assert metric_outs | {"metrics/train/metrics.json"} == set(DVC_YAML["metrics"])
