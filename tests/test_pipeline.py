@@ -121,4 +121,5 @@ def test_exp_run_composes_conf_with_overrides(project):
     output = sh(project, "dvc", "exp", "run", *overrides)
     assert stages_run(output) == {"train", "evaluate"}, "the data stages' params are unchanged"
     assert "VAE" in yaml.safe_load((project / "params.yaml").read_text())["model"]["_target_"]
-    assert "fid_judge_100" in sh(project, "dvc", "exp", "show", "--no-pager")
+    shown = sh(project, "dvc", "exp", "show", "--json")
+    assert "fid_judge_100" in shown and "datamatters.models.vae.VAE" in shown
