@@ -282,7 +282,7 @@ def test_make_grid_tiles_images_row_by_row() -> None:
     assert grid[4, 7].tolist() == [0, 0, 0]
 
 
-def test_sample_grid_writes_a_square_png_and_logs_it_to_dvclive(
+def test_sample_grid_writes_a_square_png_beside_dvclive_logging(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # DVCLive inspects the Git repository around the working directory
@@ -297,7 +297,7 @@ def test_sample_grid_writes_a_square_png_and_logs_it_to_dvclive(
     with Image.open(path) as image:
         assert image.mode == "L"
         assert image.size == (8 * (32 + 2) + 2, 8 * (32 + 2) + 2)
-    assert (tmp_path / "live" / "plots" / "images" / "samples.png").is_file()
+    assert (tmp_path / "live" / "metrics.json").is_file()
 
 
 def test_epoch_summary_logs_one_line_per_epoch(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,8 +52,17 @@ def load_params(stage: str, *keys: str, path: Path = PARAMS_FILE) -> dict[str, D
     return sections
 
 
+def _quiet_library_chatter() -> None:
+    """Drop third-party lines that say nothing about this run (adverts, upstream deprecations)."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not str(record.msg).startswith("💡 Tip")
+    )
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+
+
 def run_stage(name: str, main: Callable[[], None]) -> None:
     """Run a stage's main with its progress format; turn StageError into a one-line exit 2."""
+    _quiet_library_chatter()
     logging.basicConfig(
         level=logging.INFO, format=f"[{name}] %(message)s", stream=sys.stdout, force=True
     )

@@ -35,21 +35,20 @@ def make_grid(images: Tensor, nrow: int, padding: int = 2) -> np.ndarray:
     return grid
 
 
-def save_png(grid: np.ndarray, path: str | os.PathLike[str]) -> Image.Image:
-    """Save an H×W×C uint8 array as PNG (grey as mode "L"), atomically; return the image."""
+def save_png(grid: np.ndarray, path: str | os.PathLike[str]) -> None:
+    """Save an H×W×C uint8 array as PNG (grey as mode "L"), atomically."""
     if grid.shape[-1] not in (1, 3):
         raise ValueError(f"can only save 1- or 3-channel images, got {grid.shape[-1]} channels")
     image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-    return image
 
 
 class SampleGrid(L.Callback):
     """Render the module's fixed-latent samples as a square grid, so progress is visible.
 
-    The grid is written at `path` (a DVC plot) and, when the logger can take images (DVCLive),
-    logged as "samples.png" too.
+    The grid is written at `path`, which dvc.yaml declares as a plot, so `dvc plots diff` shows
+    two experiments' grids side by side; one file per run keeps git free of image series.
     """
 
     def __init__(self, path: str, every_n_epochs: int = 1) -> None:
@@ -75,11 +74,7 @@ class SampleGrid(L.Callback):
         if not isinstance(pl_module, GenerativeModule):
             raise TypeError(f"SampleGrid needs a GenerativeModule, got {type(pl_module).__name__}")
         samples = pl_module.sample_fixed()
-        image = save_png(make_grid(samples, nrow=math.ceil(math.sqrt(len(samples)))), self.path)
-        for logger in trainer.loggers:
-            log_image = getattr(logger.experiment, "log_image", None)
-            if callable(log_image):
-                log_image("samples.png", image)
+        save_png(make_grid(samples, nrow=math.ceil(math.sqrt(len(samples)))), self.path)
 
 
 class EpochSummary(L.Callback):
