@@ -311,3 +311,13 @@ def test_epoch_summary_logs_one_line_per_epoch(caplog: pytest.LogCaptureFixture)
     assert len(lines) == 2
     for epoch, line in enumerate(lines, start=1):
         assert re.fullmatch(pattern.format(epoch), line), line
+
+
+def test_checkpoint_naming_untrusted_code_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    hostile = tmp_path / "hostile.pt"
+    config = {"_target_": "pathlib.Path.touch", "self": str(marker)}
+    torch.save({"config": config, "state_dict": {}, "format": 1}, hostile)
+    with pytest.raises(ValueError, match=r"names code outside.*pathlib\.Path\.touch"):
+        load_checkpoint(hostile)
+    assert not marker.exists()

@@ -21,6 +21,9 @@ from datamatters.atomic import atomic_path
 
 FORMAT = 1
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
+# Building a module runs the callables its config names, so a checkpoint from a shared remote may
+# name only these: anything else (`os.system`, say) would turn a weights file back into code.
+TRUSTED_TARGETS = ("datamatters.", "torch.optim.")
 _RERUN_HINT = "re-run the stage that produces it (`dvc repro train` or `dvc repro judge`)"
 
 
@@ -75,7 +78,22 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     ):
         message = f"checkpoint {path} is not a datamatters checkpoint (format {FORMAT})"
         raise ValueError(f"{message}; {_RERUN_HINT}")
+    untrusted = sorted(t for t in _targets(payload["config"]) if not t.startswith(TRUSTED_TARGETS))
+    if untrusted:
+        raise ValueError(
+            f"checkpoint {path} names code outside {', '.join(TRUSTED_TARGETS)} ({untrusted}); "
+            "refusing to build it. Only load checkpoints this pipeline wrote"
+        )
     return payload
+
+
+def _targets(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        found = [str(value["_target_"])] if "_target_" in value else []
+        return found + [t for item in value.values() for t in _targets(item)]
+    if isinstance(value, list):
+        return [t for item in value for t in _targets(item)]
+    return []
 
 
 def _check_plain(value: Any, where: str) -> None:
