@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import lightning as L
@@ -17,6 +18,12 @@ from datamatters.metrics.generative import generative_metrics
 from datamatters.models.callbacks import EpochSummary
 from datamatters.models.judge import JudgeClassifier, accuracy
 from datamatters.stage import StageError
+
+# Below this held-out accuracy the judge's features barely separate the classes, and FID measured
+# with them says little about whether samples look like the domain.
+LOW_ACCURACY = 0.8
+
+log = logging.getLogger("datamatters")
 
 
 @dataclass
@@ -66,6 +73,14 @@ def fit_judge(reference: StageData, cfg: DictConfig, reference_path: str) -> Fit
         "classes": len(classes),
         "fid_judge_ref_halves": round(_halves_fid(usable.images, network, cfg.seed), 6),
     }
+    if report["accuracy_holdout"] < LOW_ACCURACY:
+        log.warning(
+            "judge accuracy %.2f is low (trained on %d reference images), so its FID is a weak "
+            "signal; give the reference split more images (data.reference_fraction) or train "
+            "the judge longer (eval.judge.max_epochs)",
+            report["accuracy_holdout"],
+            report["train_images"],
+        )
     return FittedJudge(network, network_config, report)
 
 

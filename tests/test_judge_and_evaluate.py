@@ -1,0 +1,77 @@
+"""The judge fits on the reference split only; evaluate names its metrics by features and count."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config
+from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict
+
+from datamatters.data.ingest import ingest
+from datamatters.data.sources import Mnist5kSource
+from datamatters.metrics.evaluation import evaluate_generator, sample_tag
+from datamatters.metrics.judge_training import fit_judge, stratified_holdout
+from datamatters.stage import StageError
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return ingest(list(Mnist5kSource().items()), 32, 1, 0.5, 0, limit=200).reference
+
+
+def tiny_judge_config():
+    cfg = compose_config().eval.judge
+    with open_dict(cfg):
+        cfg.max_epochs, cfg.accelerator = 2, "cpu"
+    return cfg
+
+
+def test_stratified_holdout_takes_a_share_of_every_class():
+    labels = np.repeat(np.arange(4), [10, 5, 2, 1])
+    mask = stratified_holdout(labels, 0.2, seed=0)
+    assert [int(mask[labels == c].sum()) for c in range(4)] == [2, 1, 1, 0]
+    assert np.array_equal(mask, stratified_holdout(labels, 0.2, seed=0))
+
+
+def test_fit_judge_reports_accuracy_and_reference_floor(reference):
+    fitted = fit_judge(reference, tiny_judge_config(), "data/reference")
+    report = fitted.report
+    assert report["classes"] == 10
+    assert report["holdout_images"] + report["train_images"] == len(reference.images)
+    assert 0.0 <= report["accuracy_holdout"] <= 1.0 and math.isfinite(
+        report["fid_judge_ref_halves"]
+    )
+    assert fitted.network_config["num_classes"] == 10
+    assert instantiate(fitted.network_config)(torch.zeros(1, 1, 32, 32)).shape == (1, 10)
+
+
+def test_fit_judge_needs_two_labeled_classes(reference):
+    one_class = reference.select(reference.manifest["label"] == "3")
+    with pytest.raises(StageError, match=r"\[judge\] data/reference: the reference split has 1"):
+        fit_judge(one_class, tiny_judge_config(), "data/reference")
+
+
+def test_evaluate_names_metrics_by_features_and_sample_count(reference):
+    judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
+    generator = instantiate(compose_config("model=vae").model)
+    cfg = OmegaConf.create({"num_samples": 64, "batch_size": 32, "kid_subset_size": 50, "seed": 0})
+    metrics = evaluate_generator(generator, judge, reference, cfg, "data/reference")
+    assert set(metrics) == {
+        "fid_judge_64",
+        "kid_judge_64_mean",
+        "kid_judge_64_std",
+        "is_judge_64_mean",
+        "is_judge_64_std",
+        "generated_images",
+        "reference_images",
+    }
+    assert metrics == evaluate_generator(generator, judge, reference, cfg, "data/reference")
+
+
+@pytest.mark.parametrize("count, tag", [(500, "500"), (1000, "1k"), (2500, "2.5k"), (50000, "50k")])
+def test_sample_tag(count, tag):
+    assert sample_tag(count) == tag
