@@ -1,21 +1,15 @@
 """DVC stage `augment`: materialise the training set from the kept, labeled rows."""
 
-import argparse
-
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json
 from datamatters.augment.materialise import materialise
 from datamatters.data.contract import read_stage_data, write_stage_data
-from datamatters.stage import StageError, load_params, log, run_stage
+from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
+    args = parse_paths(__doc__, "input", "output", "metrics")
 
     augment = load_params("augment", "augment")["augment"]
     if augment.copies < 0:

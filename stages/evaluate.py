@@ -1,21 +1,14 @@
 """DVC stage `evaluate`: FID, KID and IS of generated samples against the reference split."""
 
-import argparse
-
 from datamatters.atomic import write_json
 from datamatters.data.contract import read_stage_data
 from datamatters.metrics.evaluation import evaluate_generator
 from datamatters.models.checkpoint import load_checkpoint
-from datamatters.stage import StageError, load_params, log, run_stage
+from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--generator", required=True)
-    parser.add_argument("--judge", required=True)
-    parser.add_argument("--reference", required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
+    args = parse_paths(__doc__, "generator", "judge", "reference", "metrics")
 
     cfg = load_params("evaluate", "eval.metrics")["eval.metrics"]
     reference = read_stage_data(args.reference, stage="evaluate", producer="ingest")

@@ -1,21 +1,15 @@
 """DVC stage `ingest`: source images -> data/raw (train pool) + data/reference (held out)."""
 
-import argparse
-
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json
 from datamatters.data.contract import write_stage_data
 from datamatters.data.ingest import ingest
-from datamatters.stage import load_params, log, run_stage
+from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train-out", required=True)
-    parser.add_argument("--reference-out", required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
+    args = parse_paths(__doc__, "train-out", "reference-out", "metrics")
 
     data = load_params("ingest", "data")["data"]
     source = instantiate(data.source)

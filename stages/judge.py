@@ -3,23 +3,17 @@
 It sees only the held-out reference split, so it never changes when training data does.
 """
 
-import argparse
-
 import lightning as L
 
 from datamatters.atomic import write_json
 from datamatters.data.contract import read_stage_data
 from datamatters.metrics.judge_training import fit_judge
 from datamatters.models.checkpoint import save_checkpoint
-from datamatters.stage import load_params, log, run_stage
+from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--reference", required=True)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
+    args = parse_paths(__doc__, "reference", "checkpoint", "metrics")
 
     judge = load_params("judge", "eval.judge")["eval.judge"]
     L.seed_everything(judge.seed, workers=True, verbose=False)

@@ -1,19 +1,13 @@
 """DVC stage `labeling`: the labels training uses, with their provenance."""
 
-import argparse
-
 from datamatters.atomic import write_json
 from datamatters.data.contract import read_stage_data, write_stage_data
 from datamatters.labeling.labels import carry_labels, label_report
-from datamatters.stage import load_params, log, run_stage
+from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
+    args = parse_paths(__doc__, "input", "output", "metrics")
 
     labeling = load_params("labeling", "labeling")["labeling"]
     data = read_stage_data(

@@ -1,21 +1,15 @@
 """DVC stage `quality`: score every image on every enabled check and decide `keep`."""
 
-import argparse
-
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json
 from datamatters.data.contract import read_stage_data, write_stage_data
 from datamatters.quality.assess import assess
-from datamatters.stage import load_params, log, run_stage
+from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
+    args = parse_paths(__doc__, "input", "output", "metrics")
 
     quality = load_params("quality", "quality")["quality"]
     data = read_stage_data(args.input, stage="quality", producer="ingest")

@@ -1,7 +1,5 @@
 """DVC stage `train`: fit the model chosen by `model=` on the materialised training set."""
 
-import argparse
-
 import lightning as L
 from dvclive.lightning import DVCLiveLogger
 from hydra.utils import instantiate
@@ -9,16 +7,11 @@ from omegaconf import OmegaConf
 
 from datamatters.models.callbacks import EpochSummary, SampleGrid
 from datamatters.models.checkpoint import save_checkpoint
-from datamatters.stage import StageError, load_params, log, run_stage
+from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--live-dir", required=True)
-    parser.add_argument("--samples", required=True)
-    args = parser.parse_args()
+    args = parse_paths(__doc__, "data", "checkpoint", "live-dir", "samples")
 
     params = load_params("train", "model", "trainer", "datamodule", "train")
     L.seed_everything(params["train"].seed, workers=True, verbose=False)

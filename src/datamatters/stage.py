@@ -6,6 +6,7 @@ what to do about it; the user never has to read a traceback to find out.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
@@ -26,6 +27,14 @@ class StageError(Exception):
     def __init__(self, stage: str, path: str | Path, problem: str, fix: str) -> None:
         self.stage, self.path, self.problem, self.fix = stage, str(path), problem, fix
         super().__init__(f"[{stage}] {path}: {problem}. Fix: {fix}")
+
+
+def parse_paths(description: str, *names: str) -> argparse.Namespace:
+    """Paths arrive as required flags from dvc.yaml's `cmd`, the one place they are written."""
+    parser = argparse.ArgumentParser(description=description)
+    for name in names:
+        parser.add_argument(f"--{name}", required=True)
+    return parser.parse_args()
 
 
 def load_params(stage: str, *keys: str, path: Path = PARAMS_FILE) -> dict[str, DictConfig]:
