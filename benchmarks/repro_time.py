@@ -1,4 +1,4 @@
-"""Wall time of the default pipeline on a fresh clone: full `dvc repro`, a no-op, a training change.
+"""Wall time of the default pipeline on a fresh clone: every stage, a no-op, a training change.
 
     python benchmarks/repro_time.py [--repo .] [--keep]
 
@@ -49,8 +49,10 @@ def main() -> None:
     clone = work / "project"
     subprocess.run(["git", "clone", "-q", str(args.repo), str(clone)], check=True)
 
-    full, output = run(["dvc", "repro"], clone)
-    print(f"dvc repro (fresh clone): {full:.1f} s, stages: {', '.join(stages(output))}")
+    # --force: a fresh clone already has the git-tracked metrics files, and DVC rightly skips a
+    # stage whose deterministic inputs and outputs match dvc.lock; forcing times every stage.
+    full, output = run(["dvc", "repro", "--force"], clone)
+    print(f"dvc repro --force (fresh clone): {full:.1f} s, stages: {', '.join(stages(output))}")
     for line in output.splitlines():
         if re.match(r"\[\w+\] (done in|.*images|accuracy|fid_judge)", line):
             print("   ", line)
