@@ -3,7 +3,7 @@
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json
-from datamatters.augment.materialise import materialise
+from datamatters.augment.materialise import materialise, training_rows
 from datamatters.data.contract import read_stage_data, write_stage_data
 from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
@@ -22,14 +22,15 @@ def main() -> None:
         producer="labeling",
         columns=("id", "label", "keep", "label_source"),
     )
-    training = materialise(data, instantiate(augment.pipeline), augment.copies)
-    if len(training.images) == 0:
+    kept = training_rows(data)
+    if len(kept.images) == 0:
         raise StageError(
             "augment",
             args.input,
             "no rows are kept, so there is nothing to train on",
             "check metrics/quality.json for what was dropped and relax those checks",
         )
+    training = materialise(kept, instantiate(augment.pipeline), augment.copies)
     write_stage_data(args.output, training)
     report = {
         "training_images": len(training.images),

@@ -9,7 +9,7 @@ import pytest
 from conftest import compose_config
 from hydra.utils import instantiate
 
-from datamatters.augment.materialise import materialise
+from datamatters.augment.materialise import materialise, training_rows
 from datamatters.data.contract import StageData, read_stage_data, write_stage_data
 from datamatters.labeling.labels import carry_labels, label_report
 from datamatters.quality.assess import assess
@@ -87,10 +87,10 @@ def test_labels_are_carried_with_provenance_and_checked():
 def test_augment_materialises_kept_rows_deterministically():
     assessed, _ = assess(tiny_pool(), default_checks())
     labeled = carry_labels(assessed, None, "x")
-    pipeline = instantiate(compose_config("augment=light").augment.pipeline)
-    first = materialise(labeled, pipeline, copies=2)
-    again = materialise(
-        labeled, instantiate(compose_config("augment=light").augment.pipeline), copies=2
+    kept = training_rows(labeled)
+    first, again = (
+        materialise(kept, instantiate(compose_config("augment=light").augment.pipeline), copies=2)
+        for _ in range(2)
     )
     assert len(first.images) == 27 and first.manifest["augmented"].sum() == 18
     assert np.array_equal(first.images, again.images)
@@ -100,7 +100,7 @@ def test_augment_materialises_kept_rows_deterministically():
 
 def test_augment_without_copies_is_the_kept_rows():
     assessed, _ = assess(tiny_pool(), default_checks())
-    out = materialise(carry_labels(assessed, None, "x"), A.Compose([]), copies=0)
+    out = materialise(training_rows(carry_labels(assessed, None, "x")), A.Compose([]), copies=0)
     assert len(out.images) == 9 and not out.manifest["augmented"].any()
 
 

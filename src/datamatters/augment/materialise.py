@@ -26,18 +26,14 @@ def training_rows(data: StageData) -> StageData:
     return data.select(manifest["keep"].to_numpy() & manifest["decode_error"].isna().to_numpy())
 
 
-def materialise(data: StageData, pipeline: Transform, copies: int) -> StageData:
-    kept = training_rows(data)
+def materialise(kept: StageData, pipeline: Transform, copies: int) -> StageData:
+    """The kept rows followed by `copies` augmented passes over them, in order."""
     originals = kept.manifest.loc[:, list(CARRIED_COLUMNS)].assign(
         parent_id=kept.manifest["id"], augmented=False
     )
     images, manifests = [kept.images], [originals]
     for copy in range(1, copies + 1):
-        augmented = (
-            np.stack([_apply(pipeline, image) for image in kept.images])
-            if len(kept.images)
-            else kept.images
-        )
+        augmented = np.stack([_apply(pipeline, image) for image in kept.images])
         rows = originals.assign(
             id=originals["id"] + f"-aug{copy}",
             sha256=[pixel_sha256(image) for image in augmented],
