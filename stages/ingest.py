@@ -1,9 +1,12 @@
 """DVC stage `ingest`: source images -> data/raw (train pool) + data/reference (held out)."""
 
+from dataclasses import replace
+
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json
 from datamatters.data.contract import write_stage_data
+from datamatters.data.corrupt import inject
 from datamatters.data.ingest import ingest
 from datamatters.stage import load_params, log, parse_paths, run_stage
 
@@ -11,7 +14,8 @@ from datamatters.stage import load_params, log, parse_paths, run_stage
 def main() -> None:
     args = parse_paths(__doc__, "train-out", "reference-out", "metrics")
 
-    data = load_params("ingest", "data")["data"]
+    params = load_params("ingest", "data", "ingest")
+    data, corrupt = params["data"], params["ingest"]
     source = instantiate(data.source)
     log.info("reading %s", type(source).__name__)
     result = ingest(
@@ -22,9 +26,11 @@ def main() -> None:
         data.seed,
         data.limit,
     )
+    train, injected = inject(result.train, corrupt.corrupt, corrupt.seed)
+    result = replace(result, train=train)
     write_stage_data(args.train_out, result.train)
     write_stage_data(args.reference_out, result.reference)
-    metrics = result.metrics()
+    metrics = result.metrics() | {f"injected_{kind}": count for kind, count in injected.items()}
     write_json(args.metrics, metrics)
     log.info(
         "%(images)d images: %(train_pool)d train pool, %(reference)d reference, "

@@ -6,9 +6,9 @@ import albumentations as A
 import lightning as L
 import pytest
 import torch
-from conftest import ROOT, compose_config
 from hydra.utils import instantiate
 
+from conftest import ROOT, compose_config
 from datamatters.cli import main as cli_main
 from datamatters.data.sources import FolderSource, Mnist5kSource
 from datamatters.models.generative import GenerativeModule

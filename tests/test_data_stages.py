@@ -6,9 +6,9 @@ import albumentations as A
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import compose_config
 from hydra.utils import instantiate
 
+from conftest import compose_config
 from datamatters.augment.materialise import materialise, training_rows
 from datamatters.data.contract import StageData, read_stage_data, write_stage_data
 from datamatters.labeling.labels import carry_labels, label_report

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, compose_config, stage_env
 from omegaconf import OmegaConf
+
+from conftest import ROOT, compose_config, stage_env
 
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = sorted(DVC_YAML["stages"])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_stage_script, write_image
 
+from conftest import run_stage_script, write_image
 from datamatters.config import write_params
 from datamatters.data.ingest import REFERENCE, TRAIN, ingest
 from datamatters.data.sources import FolderSource, Mnist5kSource

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
+from conftest import compose_config
 from datamatters.data.ingest import ingest
 from datamatters.data.sources import Mnist5kSource
 from datamatters.metrics.evaluation import evaluate_generator, sample_tag

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, stage_env
 
+from conftest import ROOT, stage_env
 from datamatters.config import write_params
 
 pytestmark = pytest.mark.slow

@@ -7,6 +7,7 @@ torchmetrics does for Inception, so BatchNorm never measures with batch statisti
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -55,3 +56,15 @@ class JudgeLogits(_JudgeExtractor):
 
     def _run(self, images: Tensor) -> Tensor:
         return self.network(images)
+
+
+def judge_features(network: JudgeNet, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """N×D judge features of uint8 N×H×W×C images, batch by batch so a memmap stays on disk."""
+    extractor = JudgeFeatures(network)
+    batches = [
+        extractor(
+            torch.from_numpy(np.array(images[start : start + batch_size])).permute(0, 3, 1, 2)
+        )
+        for start in range(0, len(images), batch_size)
+    ]
+    return torch.cat(batches).float().numpy() if batches else np.zeros((0, extractor.num_features))

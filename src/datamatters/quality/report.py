@@ -1,0 +1,52 @@
+"""How well the quality stage did against injected ground truth, and a table a person can read.
+
+Label flips are the labeling stage's to find, so they are left out of the quality scores here.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+NOT_QUALITY_KINDS = ("label_flip",)
+
+
+def ground_truth_scores(manifest: pd.DataFrame) -> dict[str, float | int]:
+    """Recall per injected kind, overall precision/recall, and clean images wrongly dropped.
+
+    Empty when the manifest has no `injected` column or nothing was injected.
+    """
+    if "injected" not in manifest or manifest["injected"].isna().all():
+        return {}
+    injected = manifest["injected"].astype("string")
+    corrupt = injected.notna() & ~injected.isin(NOT_QUALITY_KINDS)
+    dropped = ~manifest["keep"].astype(bool)
+    scores: dict[str, float | int] = {}
+    for kind in sorted(injected[corrupt].unique()):
+        rows = injected == kind
+        scores[f"recall_{kind}"] = _ratio((dropped & rows).sum(), rows.sum())
+        scores[f"injected_{kind}"] = int(rows.sum())
+    scores["precision"] = _ratio((dropped & corrupt).sum(), dropped.sum())
+    scores["recall"] = _ratio((dropped & corrupt).sum(), corrupt.sum())
+    scores["clean_dropped_fraction"] = _ratio((dropped & ~corrupt).sum(), (~corrupt).sum())
+    return scores
+
+
+def summary_table(report: dict, checks: list[str]) -> str:
+    """One line per check: action, threshold, flagged count; then what was kept."""
+    lines = [f"{'check':<18} {'action':<6} {'threshold':>10} {'flagged':>8}"]
+    for name in checks:
+        if f"{name}_flagged" not in report:
+            lines.append(f"{name:<18} {'off':<6} {'':>10} {'':>8}")
+            continue
+        threshold = report.get(f"{name}_threshold")
+        shown = f"{threshold:.4g}" if threshold is not None else "-"
+        action = report.get(f"{name}_action", "")
+        lines.append(f"{name:<18} {action:<6} {shown:>10} {report[f'{name}_flagged']:>8}")
+    lines.append(
+        f"kept {report['kept']} of {report['images']} images ({100 * report['kept_fraction']:.2f}%)"
+    )
+    return "\n".join(lines)
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return round(float(numerator) / float(denominator), 6) if denominator else 0.0
