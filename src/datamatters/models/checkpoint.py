@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from datamatters.atomic import atomic_path
+from datamatters.stage import StageError
 
 FORMAT = 1
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
@@ -59,6 +60,14 @@ def load_checkpoint(
             f"checkpoint {path} does not match the current code ({error}); {_RERUN_HINT}"
         ) from error
     return module.to(map_location).eval()
+
+
+def load_stage_input(path: str | os.PathLike[str], stage: str, producer: str) -> nn.Module:
+    """`load_checkpoint` for a stage script: any problem becomes the stage's one-line error."""
+    try:
+        return load_checkpoint(path)
+    except (FileNotFoundError, ValueError) as err:
+        raise StageError(stage, path, str(err), f"run `dvc repro {producer}`") from err
 
 
 def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
