@@ -46,9 +46,8 @@ def test_summary_table_lists_every_check():
         "kept_fraction": 0.9,
         "blur_flagged": 1,
         "blur_threshold": 12.5,
-        "blur_action": "drop",
     }
-    table = summary_table(report, ["blur", "noise"])
+    table = summary_table(report, {"blur": "drop", "noise": None})
     assert "blur" in table and "12.5" in table and "noise" in table and "off" in table
     assert table.endswith("kept 9 of 10 images (90.00%)")
 

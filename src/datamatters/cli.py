@@ -13,6 +13,11 @@ from datamatters.stage import PARAMS_FILE
 
 
 def _params(args: argparse.Namespace) -> int:
+    if not (args.config_dir / "config.yaml").is_file():
+        print(
+            f"no {args.config_dir}/config.yaml here: run in the project root or pass --config-dir"
+        )
+        return 2
     if not args.check:
         write_params(args.output, args.overrides, args.config_dir)
         print(f"wrote {args.output} from {args.config_dir}/ {' '.join(args.overrides)}".rstrip())

@@ -2,40 +2,48 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 import numpy as np
 
 from datamatters.data.contract import StageData
-from datamatters.quality.checks import Check, decodable
-
-log = logging.getLogger("datamatters")
+from datamatters.quality.checks import Check, QualityContext, decodable
 
 
-def assess(data: StageData, checks: Mapping[str, Check]) -> tuple[StageData, dict]:
-    """Adds `issues` (names of every check that flagged the row), `keep` and `score_<check>`.
+def assess(
+    data: StageData, checks: Mapping[str, Check], context: QualityContext | None = None
+) -> tuple[StageData, dict]:
+    """Adds `issues` (names of every check that flagged the row), `keep`, `score_<check>` and the
+    columns checks add (e.g. `near_duplicate_group`, `near_duplicate_of`).
 
+    The report holds, per enabled check, `<check>_flagged`, `<check>_action`, the resolved absolute
+    `<check>_threshold` where it has one, and what else the check reports (`<check>_<key>`).
     Undecodable rows are never kept whatever the configuration: they have no pixels to train on.
+    `context` carries what the checks may use besides pixels (features for the density checks).
     """
+    context = context if context is not None else QualityContext()
     manifest = data.manifest.copy()
     issues: list[list[str]] = [[] for _ in range(len(manifest))]
     dropped = ~decodable(manifest)
-    report: dict[str, float | int] = {"images": len(manifest)}
+    report: dict[str, float | int | str] = {"images": len(manifest)}
     for name, check in checks.items():
         if not check.enabled:
             continue
-        result = check.run(data)
-        for row in np.flatnonzero(result.flagged):
+        result = check.run(data, context)
+        flagged = np.asarray(result.flagged, dtype=bool)
+        for row in np.flatnonzero(flagged):
             issues[row].append(name)
         if result.scores is not None:
             manifest[f"score_{name}"] = result.scores
+        for column, values in result.columns.items():
+            manifest[column] = values
         if result.threshold is not None:
-            report[f"{name}_threshold"] = result.threshold
+            report[f"{name}_threshold"] = round(float(result.threshold), 6)
+        for key, value in result.metrics.items():
+            report[f"{name}_{key}"] = value
         if check.action == "drop":
-            dropped |= result.flagged
-        report[f"{name}_flagged"] = int(result.flagged.sum())
-        log.info("%-18s %-4s flagged %d", name, check.action, int(result.flagged.sum()))
+            dropped |= flagged
+        report[f"{name}_flagged"] = int(flagged.sum())
     manifest["issues"] = issues
     manifest["keep"] = ~dropped
     report["kept"] = int((~dropped).sum())

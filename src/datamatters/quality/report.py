@@ -5,6 +5,8 @@ Label flips are the labeling stage's to find, so they are left out of the qualit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 NOT_QUALITY_KINDS = ("label_flip",)
@@ -31,16 +33,15 @@ def ground_truth_scores(manifest: pd.DataFrame) -> dict[str, float | int]:
     return scores
 
 
-def summary_table(report: dict, checks: list[str]) -> str:
-    """One line per check: action, threshold, flagged count; then what was kept."""
+def summary_table(report: dict, actions: Mapping[str, str | None]) -> str:
+    """One line per check (action None = disabled): action, threshold, flagged; then the total."""
     lines = [f"{'check':<18} {'action':<6} {'threshold':>10} {'flagged':>8}"]
-    for name in checks:
-        if f"{name}_flagged" not in report:
+    for name, action in actions.items():
+        if action is None:
             lines.append(f"{name:<18} {'off':<6} {'':>10} {'':>8}")
             continue
         threshold = report.get(f"{name}_threshold")
         shown = f"{threshold:.4g}" if threshold is not None else "-"
-        action = report.get(f"{name}_action", "")
         lines.append(f"{name:<18} {action:<6} {shown:>10} {report[f'{name}_flagged']:>8}")
     lines.append(
         f"kept {report['kept']} of {report['images']} images ({100 * report['kept_fraction']:.2f}%)"

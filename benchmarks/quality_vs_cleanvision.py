@@ -1,0 +1,156 @@
+"""The quality stage against cleanvision 0.3.7 on the same files: throughput and ground truth.
+
+    pip install cleanvision==0.3.7   # the comparison only; not a project dependency
+    python benchmarks/quality_vs_cleanvision.py [--fraction 0.01] [--judge models/judge.pt]
+
+MNIST-5k's train pool gets every image-level corruption kind injected at `--fraction`, each row is
+written as a real file (PNG; odd sizes at their odd size; undecodable ones truncated), and both
+tools scan that folder. Ours is timed from file to decision: decoding, scoring and flagging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from hydra.utils import instantiate
+from PIL import Image
+
+from datamatters.config import CONFIG_DIR
+from datamatters.data.contract import StageData
+from datamatters.data.corrupt import KINDS, inject
+from datamatters.data.ingest import ingest
+from datamatters.data.sources import FolderSource, Mnist5kSource
+from datamatters.quality.assess import assess
+from datamatters.quality.report import NOT_QUALITY_KINDS, ground_truth_scores
+
+IMAGE_KINDS = [k for k in KINDS if k not in NOT_QUALITY_KINDS]
+CLEANVISION_OFF_FOR_MNIST = ("grayscale", "low_information")
+
+
+def corrupted_pool(fraction: float) -> StageData:
+    pool = ingest(list(Mnist5kSource().items()), 32, 1, 0.2, 0).train
+    return inject(pool, {kind: fraction for kind in IMAGE_KINDS}, seed=0)[0]
+
+
+def write_files(pool: StageData, folder: Path) -> pd.Series:
+    """One file per row; returns each file's injected kind (NA for clean), indexed by path."""
+    kinds = {}
+    for image, row in zip(pool.images, pool.manifest.itertuples(), strict=True):
+        path = folder / f"{row.id}.png"
+        picture = Image.fromarray(image[..., 0])
+        if row.injected == "odd_size":
+            picture = picture.resize((int(row.width), int(row.height)))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        data = buffer.getvalue()
+        path.write_bytes(data[: len(data) // 2] if row.injected == "undecodable" else data)
+        kinds[str(path)] = row.injected
+    return pd.Series(kinds, dtype="string")
+
+
+def run_ours(folder: Path, judge: Path | None) -> tuple[float, pd.DataFrame]:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONFIG_DIR.resolve()), version_base=None):
+        cfg = compose("config")
+    started = time.perf_counter()
+    items = list(FolderSource(str(folder)).items())
+    decoded = ingest(items, 32, 1, 1e-9, 0)  # a vanishing reference fraction keeps every file
+    checks = {name: instantiate(c) for name, c in cfg.quality.checks.items()}
+    assessed, _ = assess(decoded.train, checks, **_context(decoded.train, judge))
+    elapsed = time.perf_counter() - started
+    return elapsed, assessed.manifest
+
+
+def _context(pool: StageData, judge: Path | None) -> dict:
+    from datamatters.quality.checks import QualityContext
+
+    if judge is None or not judge.is_file():
+        return {"context": QualityContext()}
+    from datamatters.metrics.judge_features import judge_features
+    from datamatters.models.checkpoint import load_checkpoint
+
+    return {"context": QualityContext(features=judge_features(load_checkpoint(judge), pool.images))}
+
+
+def run_cleanvision(folder: Path, issue_types: dict | None) -> tuple[float, pd.DataFrame]:
+    from cleanvision import Imagelab
+
+    started = time.perf_counter()
+    lab = Imagelab(data_path=str(folder), verbose=False)
+    lab.find_issues(issue_types=issue_types, verbose=False)
+    return time.perf_counter() - started, lab.issues
+
+
+def cleanvision_scores(issues: pd.DataFrame, truth: pd.Series) -> dict:
+    flagged = issues.filter(like="_issue").any(axis=1)
+    frame = pd.DataFrame({"keep": ~flagged.reindex(truth.index).fillna(False), "injected": truth})
+    return ground_truth_scores(frame)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--fraction", type=float, default=0.01)
+    parser.add_argument("--judge", type=Path, default=Path("models/judge.pt"))
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="datamatters-cv-"))
+    folder, readable = work / "all", work / "readable"
+    folder.mkdir()
+    truth = write_files(corrupted_pool(args.fraction), folder)
+    n = len(truth)
+    print(f"{n} files, {args.fraction:.0%} of each kind: {', '.join(IMAGE_KINDS)}")
+
+    seconds, ours = run_ours(folder, args.judge)
+    ours_truth = ours.assign(injected=truth.reindex(ours["source"]).to_numpy())
+    print(f"datamatters: {seconds:.1f} s, {n / seconds:.0f} images/s")
+    print("  ", ground_truth_scores(ours_truth))
+
+    try:
+        run_cleanvision(folder, None)
+        print("cleanvision: scanned the folder with truncated files")
+    except Exception as err:  # noqa: BLE001 - recording how the other tool fails is the point
+        print(
+            f"cleanvision: crashed on the folder with truncated files ({type(err).__name__}: {err})"
+        )
+    shutil.copytree(
+        folder,
+        readable,
+        ignore=lambda d, names: [
+            name for name in names if truth.get(str(folder / name)) == "undecodable"
+        ],
+    )
+    readable_truth = truth[truth != "undecodable"].fillna(pd.NA)
+    readable_truth.index = [p.replace(str(folder), str(readable)) for p in readable_truth.index]
+    seconds, issues = run_cleanvision(readable, None)
+    rate = len(issues) / seconds
+    print(f"cleanvision defaults, readable files: {seconds:.1f} s, {rate:.0f} images/s")
+    print("  ", cleanvision_scores(issues, readable_truth))
+    kinds = [
+        k
+        for k in (
+            "dark",
+            "light",
+            "odd_aspect_ratio",
+            "exact_duplicates",
+            "near_duplicates",
+            "blurry",
+            "odd_size",
+        )
+    ]
+    seconds, issues = run_cleanvision(readable, {kind: {} for kind in kinds})
+    print(f"cleanvision without {', '.join(CLEANVISION_OFF_FOR_MNIST)}: {seconds:.1f} s")
+    print("  ", cleanvision_scores(issues, readable_truth))
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,392 @@
+"""The quality checks on real MNIST digits with corruptions made here, and the Hamming search."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from datamatters.data.contract import StageData, pixel_sha256
+from datamatters.data.ingest import ingest
+from datamatters.data.sources import Mnist5kSource
+from datamatters.quality.assess import assess
+from datamatters.quality.checks import (
+    Blur,
+    Dark,
+    ExactDuplicates,
+    Light,
+    LowInformation,
+    NearDuplicates,
+    Noise,
+    OddSize,
+    Outliers,
+    QualityContext,
+    Undecodable,
+)
+from datamatters.quality.near_duplicates import hamming_pairs, near_duplicate_pairs, popcount
+from datamatters.stage import StageError
+
+PER_KIND = 4
+# which check must flag each corruption made below
+EXPECTED = {
+    "blur": "blur",
+    "noise": "noise",
+    "dark": "dark",
+    "light": "light",
+    "blank": "low_information",
+    "odd_aspect": "odd_size",
+    "tiny_original": "odd_size",
+    "photo": "outliers",
+    "near_copy": "near_duplicates",
+    "exact_copy": "exact_duplicates",
+    "undecodable": "undecodable",
+}
+
+
+def default_checks() -> dict:
+    return {
+        "undecodable": Undecodable(),
+        "exact_duplicates": ExactDuplicates(),
+        "near_duplicates": NearDuplicates(),
+        "blur": Blur(),
+        "noise": Noise(),
+        "dark": Dark(),
+        "light": Light(),
+        "low_information": LowInformation(),
+        "odd_size": OddSize(),
+        "outliers": Outliers(),
+    }
+
+
+@pytest.fixture(scope="module")
+def mnist() -> StageData:
+    items = list(Mnist5kSource().items())
+    return ingest(items, 32, 1, 0.2, 0, limit=2000).train
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image[..., 0]).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer)).reshape(image.shape)
+
+
+def moved(image: np.ndarray, dx: float, dy: float, degrees: float = 0.0) -> np.ndarray:
+    matrix = cv2.getRotationMatrix2D((15.5, 15.5), degrees, 1.0)
+    matrix[:, 2] += (dx, dy)
+    out = cv2.warpAffine(image, matrix, (32, 32), borderMode=cv2.BORDER_REFLECT_101)
+    return out.reshape(image.shape)
+
+
+def photo_crops(count: int, seed: int) -> np.ndarray:
+    """Grey 32×32 crops of the photographs shipped inside scikit-learn's wheel."""
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    crops = []
+    for k in range(count):
+        photo = photos[k % len(photos)]
+        side = int(rng.integers(60, 200))
+        top = int(rng.integers(0, photo.shape[0] - side))
+        left = int(rng.integers(0, photo.shape[1] - side))
+        grey = cv2.cvtColor(photo[top : top + side, left : left + side], cv2.COLOR_RGB2GRAY)
+        crops.append(cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA)[..., None])
+    return np.stack(crops)
+
+
+def corrupt(clean: StageData) -> tuple[StageData, pd.Series]:
+    """Corruptions made in place on disjoint rows, plus added copies; returns each row's kind."""
+    images = np.array(clean.images, copy=True)
+    manifest = clean.manifest.copy()
+    kind = pd.Series(pd.NA, index=manifest.index, dtype="string")
+    rng = np.random.default_rng(7)
+    rows = iter(rng.permutation(len(images)))
+
+    def take(name: str) -> list[int]:
+        picked = [int(next(rows)) for _ in range(PER_KIND)]
+        kind.iloc[picked] = name
+        return picked
+
+    for row in take("blur"):
+        images[row] = cv2.GaussianBlur(images[row], (0, 0), 1.5).reshape(32, 32, 1)
+    for row in take("noise"):
+        noisy = images[row] + rng.normal(0, 25, size=images[row].shape)
+        images[row] = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    for row in take("dark"):
+        images[row] = (images[row] * 0.35).astype(np.uint8)
+    for row in take("light"):
+        images[row] = (images[row] * 0.3 + 170).astype(np.uint8)
+    for row in take("blank"):
+        images[row] = 77
+    for row in take("odd_aspect"):
+        manifest.loc[row, ["width", "height"]] = [28, 140]
+    for row in take("tiny_original"):
+        manifest.loc[row, ["width", "height"]] = [6, 6]
+    for row, crop in zip(take("photo"), photo_crops(PER_KIND, seed=3), strict=True):
+        images[row] = crop
+    for row in take("undecodable"):
+        images[row] = 0
+        manifest.loc[row, ["width", "height"]] = [0, 0]
+        manifest.loc[row, "decode_error"] = "cannot decode: test"
+    originals = {"near_copy": take("source_of_near_copy"), "exact_copy": take("source_of_copy")}
+    kind[kind.isin(["source_of_near_copy", "source_of_copy"])] = pd.NA
+    manifest["sha256"] = [
+        None if pd.notna(err) else pixel_sha256(image)
+        for image, err in zip(images, manifest["decode_error"], strict=True)
+    ]
+    added_images, added_rows = [], []
+    for name, sources in originals.items():
+        for k, row in enumerate(sources):
+            if name == "near_copy":
+                copy = jpeg(moved(images[row], 1 + k % 2, -1, degrees=2.0 * (k % 2)), 75 + 5 * k)
+            else:
+                copy = images[row].copy()
+            added_images.append(copy)
+            added_rows.append(
+                manifest.iloc[row].to_dict()
+                | {"id": f"{name}-{k}", "source": f"test:{name}:of={manifest['id'].iloc[row]}"}
+                | {"sha256": pixel_sha256(copy)}
+            )
+    out = StageData(
+        np.concatenate([images, np.stack(added_images)]),
+        pd.concat([manifest, pd.DataFrame(added_rows)], ignore_index=True).astype(
+            {"label": "string", "decode_error": "string"}
+        ),
+    )
+    kinds = pd.concat(
+        [kind, pd.Series([r["id"].rsplit("-", 1)[0] for r in added_rows], dtype="string")],
+        ignore_index=True,
+    )
+    return out, kinds
+
+
+def of_kind(kinds: pd.Series, kind: str) -> np.ndarray:
+    return (kinds == kind).fillna(False).to_numpy(dtype=bool)
+
+
+@pytest.fixture(scope="module")
+def corrupted(mnist) -> tuple[StageData, pd.Series]:
+    return corrupt(mnist)
+
+
+@pytest.fixture(scope="module")
+def assessed(corrupted) -> tuple[pd.DataFrame, dict, pd.Series]:
+    data, kinds = corrupted
+    out, report = assess(data, default_checks())
+    return out.manifest, report, kinds
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED))
+def test_each_check_flags_its_corruption(assessed, kind):
+    manifest, _, kinds = assessed
+    rows = manifest[of_kind(kinds, kind)]
+    assert len(rows) == PER_KIND
+    caught = rows["issues"].map(lambda issues: EXPECTED[kind] in issues)
+    assert caught.all(), f"{EXPECTED[kind]} missed {kind} rows {rows['id'][~caught].tolist()}"
+
+
+def test_clean_digits_are_almost_never_flagged(assessed):
+    manifest, _, kinds = assessed
+    clean = manifest[kinds.isna().to_numpy()]
+    assert len(clean) > 1500
+    per_check = pd.Series([i for issues in clean["issues"] for i in issues]).value_counts()
+    assert (per_check <= 0.005 * len(clean)).all(), per_check.to_dict()
+    assert clean["issues"].map(len).gt(0).mean() <= 0.01
+
+
+def test_near_duplicate_groups_name_the_kept_member(assessed):
+    manifest, report, _ = assessed
+    by_id = manifest.set_index("id")
+    for k in range(PER_KIND):
+        copy = by_id.loc[f"near_copy-{k}"]
+        original_id = copy["source"].rsplit("of=", 1)[1]
+        original = by_id.loc[original_id]
+        assert copy["near_duplicate_of"] == original_id
+        assert copy["near_duplicate_group"] == original["near_duplicate_group"] >= 0
+        assert "near_duplicates" not in original["issues"] and original["keep"]
+        assert pd.isna(original["near_duplicate_of"]), "the kept member points nowhere"
+        assert not copy["keep"]
+    exact = by_id.loc["exact_copy-0"]
+    assert exact["issues"] == ["exact_duplicates"], "an exact copy is exact_duplicates' alone"
+    assert report["near_duplicates_groups"] == manifest["near_duplicate_group"].max() + 1
+    assert (manifest["near_duplicate_group"] >= -1).all()
+
+
+def test_undecodable_rows_are_never_scored(assessed):
+    manifest, _, kinds = assessed
+    broken = manifest[of_kind(kinds, "undecodable")]
+    scores = broken.filter(like="score_")
+    assert len(scores.columns) >= 8 and scores.isna().all().all()
+    assert broken["issues"].map(lambda issues: issues == ["undecodable"]).all()
+    assert (broken["near_duplicate_group"] == -1).all() and not broken["keep"].any()
+
+
+def test_report_has_resolved_thresholds(assessed):
+    _, report, _ = assessed
+    for name in ("blur", "noise", "dark", "light", "low_information", "odd_size", "outliers"):
+        assert np.isfinite(report[f"{name}_threshold"]), name
+    assert report["low_information_min_std"] == 2.0
+    assert 0 < report["odd_size_min_side"] < 28
+
+
+def test_flags_are_the_scores_past_the_reported_threshold(assessed):
+    manifest, report, _ = assessed
+    low = {"blur": True, "dark": True, "noise": False, "light": False}
+    for name, low_is_bad in low.items():
+        scores, threshold = manifest[f"score_{name}"], report[f"{name}_threshold"]
+        past = scores < threshold if low_is_bad else scores > threshold
+        flagged = manifest["issues"].map(lambda issues, n=name: n in issues)
+        assert (past.to_numpy() == flagged.to_numpy()).all(), name
+
+
+def test_relative_thresholds_follow_the_dataset_absolute_ones_do_not(mnist):
+    dimmed = StageData((mnist.images * 0.5).astype(np.uint8), mnist.manifest)
+    relative = Dark().run(mnist), Dark().run(dimmed)
+    assert relative[1].threshold == pytest.approx(relative[0].threshold / 2, rel=0.05)
+    assert relative[1].flagged.sum() == relative[0].flagged.sum() == 0, "uniformly dim is normal"
+    absolute = Dark(threshold={"mode": "absolute", "value": 150}).run(dimmed)
+    assert absolute.threshold == 150 and absolute.flagged.all()
+    stricter = Blur(threshold={"mode": "relative", "z": 1.0}).run(mnist)
+    assert stricter.threshold > Blur().run(mnist).threshold and stricter.flagged.sum() > 0
+
+
+def test_low_information_keeps_an_absolute_floor_for_blank_images(mnist):
+    images = np.array(mnist.images[:50], copy=True)
+    images[:] = 128  # a whole dataset of blanks: relative to itself, nothing is unusual
+    images[:, 0, 0] = 129
+    result = LowInformation().run(StageData(images, mnist.manifest.iloc[:50]))
+    assert result.flagged.all() and result.metrics["blank"] == 50
+
+
+def test_bad_threshold_config_is_a_clear_error():
+    with pytest.raises(StageError, match=r"quality.checks.blur.threshold.mode='quantile'"):
+        Blur(threshold={"mode": "quantile", "z": 3})
+    with pytest.raises(StageError, match=r"quality.checks.dark.threshold.value=missing"):
+        Dark(threshold={"mode": "absolute"})
+    with pytest.raises(StageError, match=r"quality.checks.near_duplicates.hash='ahash'"):
+        NearDuplicates(hash="ahash")
+
+
+def test_assess_is_deterministic(corrupted):
+    data, _ = corrupted
+    first, report = assess(data, default_checks())
+    again, report_again = assess(data, default_checks())
+    pd.testing.assert_frame_equal(first.manifest, again.manifest)
+    assert report == report_again
+
+
+def test_near_duplicates_find_moved_turned_reencoded_copies_not_other_digits(mnist):
+    rng = np.random.default_rng(11)
+    sources = rng.choice(len(mnist.images), 40, replace=False)
+    copies = np.stack(
+        [
+            jpeg(
+                moved(
+                    mnist.images[row],
+                    *rng.uniform(-2, 2, size=2),
+                    degrees=rng.uniform(-4, 4),
+                ),
+                int(rng.integers(70, 91)),
+            )
+            for row in sources
+        ]
+    )
+    n = len(mnist.images)
+    manifest = pd.concat(
+        [mnist.manifest, mnist.manifest.iloc[sources].assign(id=[f"c{k}" for k in range(40)])],
+        ignore_index=True,
+    )
+    manifest["sha256"] = [f"{k}" for k in range(len(manifest))]
+    result = NearDuplicates().run(StageData(np.concatenate([mnist.images, copies]), manifest))
+    of = pd.Series(result.columns["near_duplicate_of"]).fillna("")
+    found = sum(of[n + k] == mnist.manifest["id"].iloc[row] for k, row in enumerate(sources))
+    assert found >= 0.85 * len(sources)
+    assert result.flagged[:n].mean() <= 0.005, "distinct digits are not near-duplicates"
+
+
+def test_outliers_use_the_features_they_are_given(mnist):
+    n = len(mnist.images)
+    features = np.random.default_rng(0).normal(size=(n, 8))
+    features[5] += 40.0
+    result = Outliers().run(mnist, QualityContext(features=features))
+    assert result.flagged[5] and result.flagged.sum() <= 0.005 * n
+    with pytest.raises(StageError, match="one feature row per manifest row"):
+        Outliers().run(mnist, QualityContext(features=features[:10]))
+    sampled = Outliers()
+    sampled.max_reference = 300  # a large group is searched among a fixed sample of itself
+    again = sampled.run(mnist, QualityContext(features=features))
+    assert again.flagged[5] and np.corrcoef(again.scores, result.scores)[0, 1] > 0.8
+
+
+def test_default_thresholds_flag_few_clean_photo_crops():
+    data = pytest.importorskip("skimage.data")
+    names = ("astronaut", "coffee", "chelsea", "camera", "moon", "rocket", "brick", "clock")
+    photos = [np.asarray(getattr(data, name)(), dtype=np.uint8) for name in names]
+    photos = [p[..., :3] if p.ndim == 3 else np.stack([p] * 3, axis=-1) for p in photos]
+    rng = np.random.default_rng(0)
+    crops = []
+    for k in range(500):
+        photo = photos[k % len(photos)]
+        side = int(min(photo.shape[:2]) * rng.uniform(0.25, 0.6))
+        top = int(rng.integers(photo.shape[0] - side + 1))
+        left = int(rng.integers(photo.shape[1] - side + 1))
+        crop = photo[top : top + side, left : left + side]
+        crops.append(cv2.resize(crop, (32, 32), interpolation=cv2.INTER_AREA))
+    images = np.stack(crops)
+    manifest = pd.DataFrame(
+        {
+            "id": [f"{k:04d}" for k in range(len(images))],
+            "sha256": [pixel_sha256(image) for image in images],
+            "label": pd.Series([None] * len(images), dtype="string"),
+            "width": 640,
+            "height": 480,
+            "decode_error": pd.Series([None] * len(images), dtype="string"),
+        }
+    )
+    out, report = assess(StageData(images, manifest), default_checks())
+    per_check = {k: v for k, v in report.items() if k.endswith("_flagged")}
+    assert max(per_check.values()) <= 0.01 * len(images), per_check
+    assert out.manifest["issues"].map(len).gt(0).mean() <= 0.03, per_check
+
+
+# --- the Hamming search ------------------------------------------------------------------------
+
+
+def brute_force(hashes: np.ndarray, radius: int) -> set[tuple[int, int]]:
+    distance = popcount(hashes[:, None] ^ hashes[None, :])
+    i, j = np.nonzero(np.triu(distance <= radius, k=1))
+    return set(zip(i.tolist(), j.tolist(), strict=True))
+
+
+def clustered_hashes(n: int, seed: int) -> np.ndarray:
+    """Random 64-bit hashes, a third of them copies of others with 0-12 bits flipped."""
+    rng = np.random.default_rng(seed)
+    hashes = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) << np.uint64(1)
+    hashes |= rng.integers(0, 2, size=n).astype(np.uint64)
+    for k in rng.choice(n, n // 3, replace=False):
+        flips = rng.choice(64, size=int(rng.integers(0, 13)), replace=False)
+        hashes[k] = hashes[rng.integers(n)] ^ np.uint64(sum(1 << int(b) for b in flips))
+    return hashes
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3, 6, 10, 14])
+def test_hamming_search_finds_exactly_the_brute_force_pairs(radius):
+    hashes = clustered_hashes(3000, seed=radius)
+    found = hamming_pairs(hashes, radius)
+    assert set(map(tuple, found.tolist())) == brute_force(hashes, radius)
+    assert len(found) == len({tuple(p) for p in found.tolist()}), "no pair twice"
+
+
+def test_near_duplicate_pairs_takes_python_ints_and_returns_sorted_tuples():
+    hashes = [0, 2**64 - 1, 0b1011, 2**63 | 1, 2**63]
+    pairs = near_duplicate_pairs(hashes, 3)
+    assert pairs == sorted(brute_force(np.array(hashes, dtype=np.uint64), 3))
+    assert pairs == [(0, 2), (0, 3), (0, 4), (2, 3), (3, 4)]
+    assert all(type(v) is int for pair in pairs for v in pair)
+    assert near_duplicate_pairs(hashes[:1], 5) == []
+    assert near_duplicate_pairs(hashes, 64) == list(itertools.combinations(range(5), 2))
