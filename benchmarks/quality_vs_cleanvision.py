@@ -38,20 +38,22 @@ def corrupted_pool(fraction: float) -> StageData:
     return inject(pool, {kind: fraction for kind in IMAGE_KINDS}, seed=0)[0]
 
 
-def write_files(pool: StageData, folder: Path) -> pd.Series:
-    """One file per row; returns each file's injected kind (NA for clean), indexed by path."""
+def write_files(pool: StageData, folder: Path) -> dict[str, str | None]:
+    """One file per row; returns each file's injected kind (None for clean) by path."""
     kinds = {}
     for image, row in zip(pool.images, pool.manifest.itertuples(), strict=True):
-        path = folder / f"{row.id}.png"
+        path = folder / str(row.label) / f"{row.id}.png"  # class sub-folders, as users keep them
+        path.parent.mkdir(exist_ok=True)
+        kind = row.injected if pd.notna(row.injected) else None
         picture = Image.fromarray(image[..., 0])
-        if row.injected == "odd_size":
+        if kind == "odd_size":
             picture = picture.resize((int(row.width), int(row.height)))
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
         data = buffer.getvalue()
-        path.write_bytes(data[: len(data) // 2] if row.injected == "undecodable" else data)
-        kinds[str(path)] = row.injected
-    return pd.Series(kinds, dtype="string")
+        path.write_bytes(data[: len(data) // 2] if kind == "undecodable" else data)
+        kinds[str(path)] = kind
+    return kinds
 
 
 def run_ours(folder: Path, judge: Path | None) -> tuple[float, pd.DataFrame]:
@@ -88,10 +90,10 @@ def run_cleanvision(folder: Path, issue_types: dict | None) -> tuple[float, pd.D
     return time.perf_counter() - started, lab.issues
 
 
-def cleanvision_scores(issues: pd.DataFrame, truth: pd.Series) -> dict:
-    flagged = issues.filter(like="_issue").any(axis=1)
-    frame = pd.DataFrame({"keep": ~flagged.reindex(truth.index).fillna(False), "injected": truth})
-    return ground_truth_scores(frame)
+def cleanvision_scores(issues: pd.DataFrame, truth: dict[str, str | None]) -> dict:
+    flagged = issues.filter(like="_issue").any(axis=1).reindex(list(truth)).fillna(False)
+    injected = pd.Series(list(truth.values()), index=list(truth), dtype="string")
+    return ground_truth_scores(pd.DataFrame({"keep": ~flagged, "injected": injected}))
 
 
 def main() -> None:
@@ -110,7 +112,8 @@ def main() -> None:
     print(f"{n} files, {args.fraction:.0%} of each kind: {', '.join(IMAGE_KINDS)}")
 
     seconds, ours = run_ours(folder, args.judge)
-    ours_truth = ours.assign(injected=truth.reindex(ours["source"]).to_numpy())
+    injected = pd.Series([truth[path] for path in ours["source"]], dtype="string")
+    ours_truth = ours.assign(injected=injected)
     print(f"datamatters: {seconds:.1f} s, {n / seconds:.0f} images/s")
     print("  ", ground_truth_scores(ours_truth))
 
@@ -125,11 +128,14 @@ def main() -> None:
         folder,
         readable,
         ignore=lambda d, names: [
-            name for name in names if truth.get(str(folder / name)) == "undecodable"
+            name for name in names if truth.get(str(Path(d) / name)) == "undecodable"
         ],
     )
-    readable_truth = truth[truth != "undecodable"].fillna(pd.NA)
-    readable_truth.index = [p.replace(str(folder), str(readable)) for p in readable_truth.index]
+    readable_truth = {
+        path.replace(str(folder), str(readable)): kind
+        for path, kind in truth.items()
+        if kind != "undecodable"
+    }
     seconds, issues = run_cleanvision(readable, None)
     rate = len(issues) / seconds
     print(f"cleanvision defaults, readable files: {seconds:.1f} s, {rate:.0f} images/s")
