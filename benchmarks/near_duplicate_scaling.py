@@ -14,6 +14,7 @@ import math
 import time
 
 import numpy as np
+
 from datamatters.quality.near_duplicates import near_duplicate_pairs
 
 
