@@ -40,7 +40,8 @@ def pixel_sha256(pixels: np.ndarray) -> str:
 
 def write_stage_data(path: str | Path, data: StageData) -> None:
     """Write both files into a fresh directory that replaces `path` only once complete."""
-    _check_aligned(data)
+    if problem := contract_problem(data):
+        raise ValueError(problem)
     with atomic_path(path) as tmp:
         tmp.mkdir()
         np.save(tmp / IMAGES, np.ascontiguousarray(data.images), allow_pickle=False)
@@ -61,28 +62,19 @@ def read_stage_data(
         manifest = pd.read_parquet(path / MANIFEST)
     except (ValueError, OSError) as err:
         raise StageError(stage, path, f"unreadable ({err})", rerun) from err
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise StageError(
-            stage,
-            path / IMAGES,
-            f"expected uint8 N×H×W×C, found {images.dtype} {images.shape}",
-            rerun,
-        )
+    data = StageData(np.asarray(images), manifest)
+    if problem := contract_problem(data):
+        raise StageError(stage, path, problem, rerun)
     missing = [c for c in columns if c not in manifest.columns]
     if missing:
         raise StageError(stage, path / MANIFEST, f"missing columns {missing}", rerun)
-    data = StageData(np.asarray(images), manifest)
-    if len(images) != len(manifest):
-        raise StageError(
-            stage, path, f"{len(images)} images but {len(manifest)} manifest rows", rerun
-        )
     return data
 
 
-def _check_aligned(data: StageData) -> None:
-    if len(data.images) != len(data.manifest):
-        raise ValueError(f"{len(data.images)} images but {len(data.manifest)} manifest rows")
+def contract_problem(data: StageData) -> str | None:
+    """What breaks the contract in `data`'s shapes, if anything; checked on write and on read."""
     if data.images.dtype != np.uint8 or data.images.ndim != 4:
-        raise ValueError(
-            f"images must be uint8 N×H×W×C, got {data.images.dtype} {data.images.shape}"
-        )
+        return f"images must be uint8 N×H×W×C, got {data.images.dtype} {data.images.shape}"
+    if len(data.images) != len(data.manifest):
+        return f"{len(data.images)} images but {len(data.manifest)} manifest rows"
+    return None
