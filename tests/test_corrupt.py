@@ -14,7 +14,7 @@ from datamatters.data import corrupt
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.corrupt import ADDED, KINDS, inject
 from datamatters.data.ingest import ingest
-from datamatters.data.sources import Mnist5kSource, SourceItem
+from datamatters.data.sources import ArrayImage, ImageFile, Mnist5kSource, SourceItem
 
 ALL = dict.fromkeys(KINDS, 0.05)
 
@@ -33,8 +33,8 @@ def rgb() -> StageData:
         small = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
         picture = Image.fromarray(small).resize((20, 24), Image.Resampling.BICUBIC)
         label = None if i % 8 == 7 else ["cat", "dog", "owl"][i % 3]
-        items.append(SourceItem(f"rgb:{i}", label, lambda picture=picture: picture))
-    items.append(SourceItem("rgb:broken", "cat", lambda: Image.open("/nonexistent.png")))
+        items.append(SourceItem(f"rgb:{i}", label, ArrayImage(np.asarray(picture))))
+    items.append(SourceItem("rgb:broken", "cat", ImageFile("/nonexistent.png")))
     return ingest(items, 16, 3, 0.01, 0).train
 
 

@@ -13,7 +13,8 @@ from datamatters.augment.materialise import materialise, training_rows
 from datamatters.data.contract import StageData, read_stage_data, write_stage_data
 from datamatters.labeling.labels import carry_labels, label_report
 from datamatters.quality.assess import assess
-from datamatters.quality.checks import ExactDuplicates, LowInformation, Undecodable
+from datamatters.quality.checks import LowInformation, Undecodable
+from datamatters.quality.duplicates import ExactDuplicates
 from datamatters.stage import StageError
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import run_stage_script, write_image
 from datamatters.config import write_params
@@ -143,3 +146,59 @@ def test_non_image_file_is_reported_and_recorded(tmp_path, image_folder):
     assert f"[ingest] {notes}: not an image file type (.txt)" in result.stdout
     assert "remove or replace the file" in result.stdout
     assert "25 images" in result.stdout and "1 undecodable" in result.stdout
+
+
+def _png_claiming(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header claims `width`×`height` pixels, as a decompression bomb does."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+    return path
+
+
+def _save(path: Path, image: Image.Image, **kwargs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **kwargs)
+
+
+def test_unusual_modes_become_the_pipeline_mode_and_bombs_a_reason(tmp_path):
+    """16-bit, CMYK, RGBA, palette (with and without transparency), and a decompression bomb."""
+    root = tmp_path / "odd"
+    _save(root / "a" / "deep16.png", Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)))
+    _save(root / "a" / "cmyk.jpg", Image.new("CMYK", (8, 8), (0, 0, 0, 0)), quality=100)
+    half_red = np.zeros((8, 8, 4), dtype=np.uint8)
+    half_red[..., 0], half_red[..., 3] = 255, 128
+    _save(root / "a" / "rgba.png", Image.fromarray(half_red))
+    palette = Image.new("P", (8, 8), 1)
+    palette.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    _save(root / "b" / "palette.png", palette)
+    _save(root / "b" / "palette_clear.png", palette, transparency=1)
+    bomb = _png_claiming(root / "b" / "bomb.png", 20_000, 20_000)
+    assert Image.MAX_IMAGE_PIXELS is not None  # the guard is on
+
+    rows = ingest(list(FolderSource(str(root)).items()), 8, 3, 1e-9, 0).train  # all in train
+    names = rows.manifest["source"].map(lambda source: Path(source).name)
+    manifest = rows.manifest.set_index(names)
+
+    def pixel(name: str) -> list[int]:
+        return rows.images[names.tolist().index(name)][4, 4].tolist()
+
+    assert manifest.loc[["deep16.png", "cmyk.jpg", "rgba.png", "palette.png"], "mode"].tolist() == [
+        "I;16",
+        "CMYK",
+        "RGBA",
+        "P",
+    ]
+    assert pixel("deep16.png") == [255, 255, 255]  # full scale of 16 bits -> full scale of 8
+    assert min(pixel("cmyk.jpg")) >= 250  # no ink is white
+    assert pixel("rgba.png")[0] in (127, 128) and pixel("rgba.png")[1:] == [0, 0]  # over black
+    assert pixel("palette.png") == [255, 255, 255]
+    assert pixel("palette_clear.png") == [0, 0, 0]  # the transparent entry, over black
+    assert "decompression bomb" in manifest.loc[bomb.name, "decode_error"]
+    assert manifest["decode_error"].notna().sum() == 1

@@ -18,17 +18,16 @@ from datamatters.quality.assess import assess
 from datamatters.quality.checks import (
     Blur,
     Dark,
-    ExactDuplicates,
     Light,
     LowInformation,
-    NearDuplicates,
     Noise,
     OddSize,
-    Outliers,
     QualityContext,
     Undecodable,
 )
+from datamatters.quality.duplicates import ExactDuplicates, NearDuplicates
 from datamatters.quality.near_duplicates import hamming_pairs, near_duplicate_pairs, popcount
+from datamatters.quality.outliers import Outliers
 from datamatters.stage import StageError
 
 PER_KIND = 4

@@ -24,7 +24,7 @@ from PIL import Image
 
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.decode import DecodeError, decode
-from datamatters.data.sources import SourceItem
+from datamatters.data.sources import EncodedImage, SourceItem
 
 log = logging.getLogger("datamatters")
 
@@ -339,7 +339,7 @@ def _png(image: np.ndarray) -> bytes:
 def _decode_error(source: str, data: bytes, size: int, channels: int) -> str:
     """The real decoder's reason; the bare signature is the fallback if PIL accepts truncation."""
     for attempt in (data, data[:8]):
-        item = SourceItem(source, None, lambda attempt=attempt: Image.open(io.BytesIO(attempt)))
+        item = SourceItem(source, None, EncodedImage(attempt))
         try:
             decode(item, size, channels)
         except DecodeError as err:

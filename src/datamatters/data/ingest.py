@@ -10,13 +10,15 @@ import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from datamatters.data.contract import StageData, pixel_sha256
-from datamatters.data.decode import DecodeError, decode
+from datamatters.data.decode import Decoded, DecodeError, decode
 from datamatters.data.sources import SourceItem
+from datamatters.parallel import map_chunks
 from datamatters.stage import StageError
 
 log = logging.getLogger("datamatters")
@@ -86,35 +88,47 @@ def balanced_head(items: list[SourceItem], limit: int) -> list[SourceItem]:
 
 
 def _decode_all(items: list[SourceItem], image_size: int, channels: int) -> tuple[list[dict], list]:
+    """Manifest rows and pixels for every item; an undecodable one gets a reason and a blank."""
     rows, pixels = [], []
     blank = np.zeros((image_size, image_size, channels), dtype=np.uint8)
-    for index, item in enumerate(items):
-        row = {"id": f"{index:07d}", "source": item.source, "label": item.label}
-        try:
-            decoded = decode(item, image_size, channels)
-        except DecodeError as err:
-            log.warning(
-                "%s: %s. Kept as a row with this reason; the quality stage drops it "
-                "(remove or replace the file to use it)",
-                item.source,
-                err,
-            )
-            row |= {"sha256": None, "width": 0, "height": 0, "mode": None, "decode_error": str(err)}
-            pixels.append(blank)
-        else:
-            sha = pixel_sha256(decoded.pixels)
-            row |= {
-                "sha256": sha,
-                "width": decoded.width,
-                "height": decoded.height,
-                "mode": decoded.mode,
-                "decode_error": None,
-            }
-            pixels.append(decoded.pixels)
-        rows.append(row)
-        if (index + 1) % PROGRESS_EVERY == 0 or index + 1 == len(items):
-            log.info("decoded %d/%d", index + 1, len(items))
+    decode_chunk = partial(_decode_chunk, image_size=image_size, channels=channels)
+    for done, results in map_chunks(decode_chunk, items):
+        for item, result in zip(items[len(rows) : done], results, strict=True):
+            rows.append(_manifest_row(len(rows), item, result))
+            pixels.append(blank if isinstance(result, str) else result.pixels)
+        if done // PROGRESS_EVERY > (done - len(results)) // PROGRESS_EVERY or done == len(items):
+            log.info("decoded %d/%d", done, len(items))
     return rows, pixels
+
+
+def _manifest_row(index: int, item: SourceItem, result: Decoded | str) -> dict:
+    row = {"id": f"{index:07d}", "source": item.source, "label": item.label}
+    if isinstance(result, str):
+        log.warning(
+            "%s: %s. Kept as a row with this reason; the quality stage drops it "
+            "(remove or replace the file to use it)",
+            item.source,
+            result,
+        )
+        return row | {"sha256": None, "width": 0, "height": 0, "mode": None, "decode_error": result}
+    return row | {
+        "sha256": pixel_sha256(result.pixels),
+        "width": result.width,
+        "height": result.height,
+        "mode": result.mode,
+        "decode_error": None,
+    }
+
+
+def _decode_chunk(items: list[SourceItem], image_size: int, channels: int) -> list[Decoded | str]:
+    """Each item decoded, or the reason it cannot be (a string), in order."""
+    out: list[Decoded | str] = []
+    for item in items:
+        try:
+            out.append(decode(item, image_size, channels))
+        except DecodeError as err:
+            out.append(str(err))
+    return out
 
 
 def _assign_split(manifest: pd.DataFrame, reference_fraction: float, seed: int) -> pd.Series:

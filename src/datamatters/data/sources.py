@@ -5,6 +5,8 @@ Listing and decoding are separate so one unreadable file costs one manifest row,
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +26,47 @@ class UnsupportedFile(Exception):
 
 @dataclass(frozen=True)
 class SourceItem:
+    """One image to decode. `open` is picklable (no lambdas), so decoding can run in workers."""
+
     source: str  # the original file path, or `<dataset>:<index>`
     label: str | None
     open: Callable[[], Image.Image]
+
+
+@dataclass(frozen=True)
+class ArrayImage:
+    """Opens pixels already in memory."""
+
+    pixels: np.ndarray
+
+    def __call__(self) -> Image.Image:
+        return Image.fromarray(self.pixels)
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """Opens an image file's bytes held in memory."""
+
+    data: bytes
+
+    def __call__(self) -> Image.Image:
+        return Image.open(io.BytesIO(self.data))
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """Opens a file, refusing extensions that are not images before PIL guesses at them."""
+
+    path: str
+
+    def __call__(self) -> Image.Image:
+        suffix = os.path.splitext(self.path)[1]
+        if suffix.lower() not in IMAGE_EXTENSIONS:
+            raise UnsupportedFile(
+                f"not an image file type ({suffix or 'no extension'}); "
+                f"supported: {', '.join(IMAGE_EXTENSIONS)}"
+            )
+        return Image.open(self.path)
 
 
 class Mnist5kSource:
@@ -38,7 +78,7 @@ class Mnist5kSource:
         pixels, labels = mnist_data()
         digits = pixels.reshape(-1, 28, 28).astype(np.uint8)
         for index, (digit, label) in enumerate(zip(digits, labels, strict=True)):
-            yield SourceItem(f"mnist5k:{index}", str(label), _constant_image(digit))
+            yield SourceItem(f"mnist5k:{index}", str(label), ArrayImage(digit))
 
 
 class FolderSource:
@@ -51,13 +91,10 @@ class FolderSource:
 
     def items(self) -> Iterator[SourceItem]:
         root = self._validated_root(self.root)
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p, root)):
-            yield SourceItem(str(path), self._label_of(path, root), _file_opener(path))
-
-    @staticmethod
-    def _label_of(path: Path, root: Path) -> str | None:
-        parts = path.relative_to(root).parts
-        return None if len(parts) == 1 or parts[0] == UNLABELED_DIR else parts[0]
+        for parts in sorted(_visible_files(root)):
+            label = None if len(parts) == 1 or parts[0] == UNLABELED_DIR else parts[0]
+            path = os.path.join(root, *parts)
+            yield SourceItem(path, label, ImageFile(path))
 
     @staticmethod
     def _validated_root(root: str | None) -> Path:
@@ -83,21 +120,11 @@ class FolderSource:
         return path
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def _constant_image(pixels: np.ndarray) -> Callable[[], Image.Image]:
-    return lambda: Image.fromarray(pixels)
-
-
-def _file_opener(path: Path) -> Callable[[], Image.Image]:
-    def open_file() -> Image.Image:
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise UnsupportedFile(
-                f"not an image file type ({path.suffix or 'no extension'}); "
-                f"supported: {', '.join(IMAGE_EXTENSIONS)}"
-            )
-        return Image.open(path)
-
-    return open_file
+def _visible_files(root: Path) -> Iterator[tuple[str, ...]]:
+    """Each file's path parts relative to `root`, skipping hidden files and folders."""
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        relative = Path(folder).relative_to(root).parts
+        for name in files:
+            if not name.startswith("."):
+                yield (*relative, name)

@@ -61,10 +61,11 @@ class JudgeLogits(_JudgeExtractor):
 def judge_features(network: JudgeNet, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """N×D judge features of uint8 N×H×W×C images, batch by batch so a memmap stays on disk."""
     extractor = JudgeFeatures(network)
-    batches = [
-        extractor(
-            torch.from_numpy(np.array(images[start : start + batch_size])).permute(0, 3, 1, 2)
-        )
-        for start in range(0, len(images), batch_size)
-    ]
+    with torch.inference_mode():
+        batches = [
+            extractor(
+                torch.from_numpy(np.array(images[start : start + batch_size])).permute(0, 3, 1, 2)
+            )
+            for start in range(0, len(images), batch_size)
+        ]
     return torch.cat(batches).float().numpy() if batches else np.zeros((0, extractor.num_features))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import imagehash
@@ -28,7 +29,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from datamatters.quality.features import luminance, per_chunk
+from datamatters.parallel import map_chunks
+from datamatters.quality.features import luminance
 
 HASHES = {"phash": imagehash.phash, "dhash": imagehash.dhash}
 HASH_BITS = 64
@@ -233,6 +235,11 @@ def perceptual_hashes(canonical: np.ndarray, method: str = "phash") -> np.ndarra
     return np.packbits(bits.astype(np.uint8), axis=1).view(">u8").ravel().astype(np.uint64)
 
 
+def _canonical_hashes(images: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    canonical = canonical_images(np.asarray(images))
+    return canonical, perceptual_hashes(canonical, method)
+
+
 # --- confirmation -------------------------------------------------------------------------------
 
 
@@ -374,8 +381,9 @@ def find_near_duplicates(
     """Hash, search and (unless `min_similarity` is None) confirm, over a uint8 N×H×W×C batch."""
     if not len(images):
         return NearDuplicateMatches(np.empty((0, 2), np.int64), np.empty(0), 0)
-    canonical = per_chunk(images, canonical_images)
-    codes = perceptual_hashes(canonical, method)
+    parts = [part for _, part in map_chunks(partial(_canonical_hashes, method=method), images)]
+    canonical = np.concatenate([c for c, _ in parts])
+    codes = np.concatenate([h for _, h in parts])
     candidates = hamming_pairs(codes, max_distance)
     if min_similarity is None:
         return NearDuplicateMatches(candidates, None, len(candidates))
