@@ -1,5 +1,6 @@
 """DVC stage `augment`: materialise the training set from the kept, labeled rows."""
 
+import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json

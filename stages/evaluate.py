@@ -1,5 +1,7 @@
 """DVC stage `evaluate`: FID, KID and IS of generated samples against the reference split."""
 
+import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
+
 from datamatters.atomic import write_json
 from datamatters.data.contract import read_stage_data
 from datamatters.metrics.evaluation import evaluate_generator
@@ -16,7 +18,8 @@ def main() -> None:
     judge = load_stage_input(args.judge, "evaluate", producer="judge")
     metrics = evaluate_generator(generator, judge, reference, cfg, args.reference)
     write_json(args.metrics, metrics)
-    log.info("  ".join(f"{name}={value:.4g}" for name, value in metrics.items()))
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+    log.info("  ".join(f"{name}={value:.4g}" for name, value in numbers.items()))
 
 
 if __name__ == "__main__":

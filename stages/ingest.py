@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json

@@ -3,6 +3,7 @@
 It sees only the held-out reference split, so it never changes when training data does.
 """
 
+import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 import lightning as L
 
 from datamatters.atomic import write_json

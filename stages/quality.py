@@ -4,6 +4,7 @@ Outliers are judged in the judge's feature space: the judge depends only on the 
 so it is a fixed yardstick that no training-data experiment can move.
 """
 
+import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json

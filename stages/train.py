@@ -1,5 +1,6 @@
 """DVC stage `train`: fit the model chosen by `model=` on the materialised training set."""
 
+import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 import lightning as L
 from dvclive.lightning import DVCLiveLogger
 from hydra.utils import instantiate
@@ -7,6 +8,7 @@ from omegaconf import OmegaConf
 
 from datamatters.models.callbacks import EpochSummary, SampleGrid
 from datamatters.models.checkpoint import save_checkpoint
+from datamatters.models.generative import with_classes
 from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
 
@@ -15,8 +17,17 @@ def main() -> None:
 
     params = load_params("train", "model", "trainer", "datamodule", "train")
     L.seed_everything(params["train"].seed, workers=True, verbose=False)
-    datamodule = instantiate(params["datamodule"], data_dir=args.data, seed=params["train"].seed)
-    model = instantiate(params["model"])
+    conditional = "classes" in params["model"]
+    datamodule = instantiate(
+        params["datamodule"],
+        data_dir=args.data,
+        seed=params["train"].seed,
+        labeled_only=conditional,
+    )
+    model_config = params["model"]
+    if conditional:
+        model_config = with_classes(model_config, classes_to_learn(datamodule, args.data))
+    model = instantiate(model_config)
     check_shapes(model, datamodule.image_shape, args.data)
     log.info(
         "%s on %d images of %s",
@@ -30,8 +41,21 @@ def main() -> None:
         params["trainer"], logger=logger, callbacks=[SampleGrid(args.samples), EpochSummary()]
     )
     trainer.fit(model, datamodule=datamodule)
-    save_checkpoint(model, OmegaConf.to_container(params["model"], resolve=True), args.checkpoint)
+    save_checkpoint(model, OmegaConf.to_container(model_config, resolve=True), args.checkpoint)
     log.info("wrote %s after %d steps", args.checkpoint, trainer.global_step)
+
+
+def classes_to_learn(datamodule, data_dir: str) -> list[str]:
+    datamodule.setup()
+    if not datamodule.classes:
+        raise StageError(
+            "train",
+            data_dir,
+            "no labeled images, and a conditional model (model=cdcgan or cvae) learns from labels",
+            "label the images (one sub-folder per class, or let labeling.autolabel fill them in), "
+            "or train an unconditional model: -S model=dcgan",
+        )
+    return datamodule.classes
 
 
 def check_shapes(model, data_shape: tuple[int, int, int], data_dir: str) -> None:

@@ -181,6 +181,15 @@ def test_label_flips_go_to_another_class_and_skip_unlabeled_rows(rgb):
     ).all()
 
 
+def test_removed_labels_keep_their_truth_and_pixels(rgb):
+    out, counts = inject(rgb, {"unlabeled": 0.25, "label_flip": 0.25}, seed=0)
+    removed = out.manifest.iloc[rows_of(out, "unlabeled")]
+    assert counts["unlabeled"] == len(removed) > 0
+    assert removed["label"].isna().all() and removed["clean_label"].notna().all()
+    assert not set(removed.index) & set(rows_of(out, "label_flip"))
+    assert np.array_equal(out.images, rgb.images)
+
+
 def test_off_domain_is_a_natural_crop_with_a_real_label(rgb):
     out, counts = inject(rgb, {"off_domain": 0.2}, seed=0)
     rows = out.manifest.iloc[rows_of(out, "off_domain")]

@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 from conftest import compose_config
 from datamatters.augment.materialise import materialise, training_rows
 from datamatters.data.contract import StageData, read_stage_data, write_stage_data
-from datamatters.labeling.labels import carry_labels, label_report
+from datamatters.labeling.labels import AuditSummary, carry_labels
+from datamatters.labeling.report import label_report
 from datamatters.quality.assess import assess
 from datamatters.quality.checks import LowInformation, Undecodable
 from datamatters.quality.duplicates import ExactDuplicates
@@ -80,7 +81,7 @@ def test_labels_are_carried_with_provenance_and_checked():
     assert (labeled.manifest["given_label"] == labeled.manifest["label"]).all()
     assert set(labeled.manifest["label_source"]) == {"given"}
     assert not labeled.manifest["label_issue"].any()
-    assert sum(label_report(labeled.manifest)["kept_per_class"].values()) == 9
+    assert sum(label_report(labeled.manifest, AuditSummary())["kept_per_class"].values()) == 9
     with pytest.raises(StageError, match=r"labels not in labeling.classes: \['2'\]"):
         carry_labels(assessed, classes=["0", "1"], source_path="data/quality")
 

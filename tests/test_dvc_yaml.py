@@ -16,7 +16,8 @@ from conftest import ROOT, compose_config, stage_env
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = sorted(DVC_YAML["stages"])
 LIST_IMPORTS = """
-import importlib, json, runpy, sys
+import importlib, json, os, runpy, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))  # as `python stages/x.py` has it
 runpy.run_path(sys.argv[1])
 for name in sys.argv[2:]:
     importlib.import_module(name)
@@ -86,3 +87,22 @@ def test_every_metrics_file_a_stage_writes_is_declared():
     ]
     metric_outs = {o for o in outs if o.startswith("metrics/") and o.endswith(".json")}
     assert metric_outs | {"metrics/train/metrics.json"} == set(DVC_YAML["metrics"])
+
+
+def test_stage_scripts_import_the_package_of_their_own_workspace(tmp_path):
+    """`dvc exp run --queue` runs a copy of the repo: its stages must run the copy's code, which
+    is what DVC hashed, even when the package is installed (editable) from another checkout."""
+    copy = tmp_path / "exp-workspace"
+    (copy / "stages").mkdir(parents=True)
+    (copy / "src" / "datamatters").mkdir(parents=True)
+    (copy / "stages" / "_workspace.py").write_text((ROOT / "stages" / "_workspace.py").read_text())
+    (copy / "src" / "datamatters" / "__init__.py").write_text("")
+    probe = copy / "stages" / "probe.py"
+    probe.write_text("import _workspace\nimport datamatters\nprint(datamatters.__file__)\n")
+    done = subprocess.run(
+        [sys.executable, str(probe)], env=stage_env(), capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == str(copy / "src" / "datamatters" / "__init__.py")
+    assert all(
+        "import _workspace" in (ROOT / "stages" / f"{stage}.py").read_text() for stage in STAGES
+    )

@@ -11,10 +11,13 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_config
+from datamatters.data.datamodule import class_ids
 from datamatters.data.ingest import ingest
 from datamatters.data.sources import Mnist5kSource
-from datamatters.metrics.evaluation import evaluate_generator, sample_tag
+from datamatters.metrics.evaluation import evaluate_generator, generate, sample_tag
 from datamatters.metrics.judge_training import fit_judge, stratified_holdout
+from datamatters.models.generative import GenerativeModule
+from datamatters.models.judge import accuracy
 from datamatters.stage import StageError
 
 
@@ -75,3 +78,44 @@ def test_evaluate_names_metrics_by_features_and_sample_count(reference):
 @pytest.mark.parametrize("count, tag", [(500, "500"), (1000, "1k"), (2500, "2.5k"), (50000, "50k")])
 def test_sample_tag(count, tag):
     assert sample_tag(count) == tag
+
+
+class ReplayReference(GenerativeModule):
+    """A conditional 'generator' that replays reference images of the class it is asked for.
+
+    Its samples are real images of the right class, so its conditional accuracy must equal the
+    judge's own accuracy on those images; the class `unseen` has no reference images at all.
+    """
+
+    def __init__(self, reference):
+        classes = [*sorted(reference.manifest["label"].unique()), "unseen"]
+        super().__init__(latent_dim=1, classes=classes, num_classes=len(classes))
+        ids = class_ids(reference.manifest["label"], classes)
+        self.by_class = [
+            torch.from_numpy(np.array(reference.images[ids == i])).permute(0, 3, 1, 2) / 255.0
+            for i in range(len(classes) - 1)
+        ]
+
+    def decode(self, z, labels):
+        blank = torch.zeros_like(self.by_class[0][0])
+        picks = [
+            self.by_class[c][i % len(self.by_class[c])] if c < len(self.by_class) else blank
+            for i, c in enumerate(labels.tolist())
+        ]
+        return torch.stack(picks)
+
+
+def test_conditional_accuracy_and_per_class_fid(reference):
+    judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
+    generator = ReplayReference(reference)
+    cfg = OmegaConf.create({"num_samples": 110, "batch_size": 32, "kid_subset_size": 50, "seed": 0})
+    metrics = evaluate_generator(generator, judge, reference, cfg, "data/reference")
+
+    labels = generator.balanced_labels(110)
+    asked = labels < 10
+    replayed = generate(generator, 110, cfg.batch_size, cfg.seed, labels)[asked.numpy()]
+    expected = accuracy(judge, replayed, labels[asked].numpy())
+    assert metrics["cond_acc_judge_110"] == pytest.approx(expected, abs=1e-6)
+    assert metrics["classes_not_in_reference"] == ["unseen"]
+    assert set(metrics["fid_judge_110_class"]) == {str(d) for d in range(10)}
+    assert all(math.isfinite(v) for v in metrics["fid_judge_110_class"].values())

@@ -17,10 +17,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import compose_config
 from datamatters.models.callbacks import EpochSummary, SampleGrid, make_grid
 from datamatters.models.checkpoint import load_checkpoint, save_checkpoint
 from datamatters.models.dcgan import DCGAN
-from datamatters.models.generative import GenerativeModule
+from datamatters.models.generative import GenerativeModule, with_classes
 from datamatters.models.judge import JudgeClassifier, accuracy
 from datamatters.models.networks import (
     DCGANDiscriminator,
@@ -131,7 +132,8 @@ def test_unsupported_image_size_is_refused_with_a_clear_message(image_size: int)
 def test_dcgan_built_from_hydra_config_trains_both_networks() -> None:
     L.seed_everything(0, verbose=False)
     module = instantiate(dcgan_config())
-    assert isinstance(module, DCGAN) and module.hparams == {"latent_dim": 16}
+    assert isinstance(module, DCGAN) and module.hparams["latent_dim"] == 16
+    assert not module.conditional
     generator, discriminator = snapshot(module.generator), snapshot(module.discriminator)
     trainer = tiny_trainer()
     trainer.fit(module, image_loader())
@@ -265,7 +267,7 @@ def test_judge_built_from_hydra_config_learns_an_easy_problem(tmp_path: Path) ->
     assert torch.isfinite(trainer.callback_metrics["val_loss"])
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
     module.network.train()
-    assert accuracy(module.network, *test, batch_size=50) > 0.9
+    assert accuracy(module.network, *test) > 0.9
     assert module.network.training
 
     path = tmp_path / "judge.pt"
@@ -321,3 +323,39 @@ def test_checkpoint_naming_untrusted_code_is_refused_before_anything_runs(tmp_pa
     with pytest.raises(ValueError, match=r"names code outside.*pathlib\.Path\.touch"):
         load_checkpoint(hostile)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("model", ["cdcgan", "cvae"])
+def test_conditional_models_from_conf_train_and_draw_the_class_asked_for(model, tmp_path) -> None:
+    """Composed from the shipped config and completed with classes, as the train stage does."""
+    cfg = with_classes(compose_config(f"model={model}").model, ["cat", "dog"])
+    assert cfg.num_classes == 2 and cfg.classes == ["cat", "dog"]
+    L.seed_everything(0, verbose=False)
+    module = instantiate(cfg)
+    assert module.conditional and module.classes == ["cat", "dog"]
+    before = snapshot(module)
+    tiny_trainer().fit(module, image_loader())
+    assert changed(before, module)
+
+    labels = torch.tensor([0, 1, 1, 0, 1])
+    first = module.sample(5, seed=1, labels=labels)
+    assert first.shape == (5, 1, 32, 32)
+    assert not torch.equal(first, module.sample(5, seed=1, labels=1 - labels)), "labels matter"
+    assert torch.equal(module.sample(4, seed=1), module.sample(4, seed=1, labels=[0, 1, 0, 1]))
+
+    path = tmp_path / "generator.pt"
+    save_checkpoint(module, OmegaConf.to_container(cfg, resolve=True), path)
+    loaded = load_checkpoint(path)
+    assert loaded.classes == ["cat", "dog"]
+    assert torch.equal(loaded.sample(5, seed=1, labels=labels), first)
+
+
+def test_conditioning_mistakes_are_refused() -> None:
+    unconditional = instantiate(dcgan_config())
+    with pytest.raises(ValueError, match="unconditional"):
+        unconditional.sample(2, labels=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="conditional on 3 classes: pass labels"):
+        DCGANGenerator(16, 1, 32, width=8, num_classes=3)(torch.randn(2, 16))
+    config = dcgan_config() | {"classes": ["a", "b"], "num_classes": 3}
+    with pytest.raises(Exception, match="num_classes=3 but 2 class names"):
+        instantiate(config)

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.slow
 TINY = [
     "data.limit=300",
     "eval.judge.max_epochs=2",
+    "labeling.audit.folds=2",
+    "labeling.audit.classifier.max_epochs=1",
     "trainer.max_epochs=1",
     "trainer.max_steps=4",
     "datamodule.batch_size=32",
@@ -41,7 +43,6 @@ STAGES = {"ingest", "quality", "labeling", "augment", "judge", "train", "evaluat
 
 def sh(cwd: Path, *cmd: str) -> str:
     env = stage_env() | {
-        "PYTHONPATH": str(cwd / "src"),
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@t",
@@ -123,3 +124,11 @@ def test_exp_run_composes_conf_with_overrides(project):
     assert "VAE" in yaml.safe_load((project / "params.yaml").read_text())["model"]["_target_"]
     shown = sh(project, "dvc", "exp", "show", "--json")
     assert "fid_judge_100" in shown and "datamatters.models.vae.VAE" in shown
+
+
+def test_conditional_exp_in_a_temp_workspace(project):
+    """`--temp` runs in a copy under .dvc/tmp/exps, as queued experiments do."""
+    overrides = [arg for item in ["model=cdcgan", *TINY] for arg in ("-S", item)]
+    output = sh(project, "dvc", "exp", "run", "--temp", "-n", "cond", *overrides)
+    assert {"train", "evaluate"} <= stages_run(output)
+    assert "cond_acc_judge_100" in sh(project, "dvc", "exp", "show", "--json")

@@ -40,7 +40,9 @@ KINDS: tuple[str, ...] = (
     "odd_size",
     "undecodable",
     "label_flip",
+    "unlabeled",
 )
+LABEL_KINDS = ("label_flip", "unlabeled")  # they change only the label, of labeled rows
 # Natural photographs and textures shipped as files inside scikit-image's wheel (no download).
 OFF_DOMAIN_IMAGES = (
     "astronaut",
@@ -85,9 +87,9 @@ def inject(
     manifest["injected"] = pd.Series(pd.NA, index=manifest.index, dtype="string")
     manifest["clean_label"] = manifest["label"].astype("string")
     free = clean.copy()
-    # label_flip first: it is the only kind restricted to labeled rows.
-    for kind in sorted(IN_PLACE, key=lambda k: k != "label_flip"):
-        eligible = free & labeled if kind == "label_flip" else free
+    # label kinds first: they are restricted to labeled rows.
+    for kind in sorted(IN_PLACE, key=lambda k: k not in LABEL_KINDS):
+        eligible = free & labeled if kind in LABEL_KINDS else free
         chosen = _pick(rngs[kind], eligible, counts[kind])
         free[chosen] = False
         rows = Rows(images[chosen], manifest.iloc[chosen].copy(), classes)
@@ -164,10 +166,13 @@ def _check_room(counts: dict[str, int], clean: int, labeled: int, classes: int) 
         raise ValueError(
             f"{keys}: {sum(used.values())} rows changed in place, but the clean pool has {clean}"
         )
-    if counts["label_flip"] > labeled or (counts["label_flip"] and classes < 2):
+    if counts["label_flip"] + counts["unlabeled"] > labeled or (
+        counts["label_flip"] and classes < 2
+    ):
         raise ValueError(
-            f"ingest.corrupt.label_flip: {counts['label_flip']} flips need as many labeled clean "
-            f"rows (found {labeled}) and at least 2 classes (found {classes})"
+            f"ingest.corrupt.label_flip + unlabeled: {counts['label_flip']} flips and "
+            f"{counts['unlabeled']} removals need as many labeled clean rows (found {labeled}), "
+            f"and flips at least 2 classes (found {classes})"
         )
 
 
@@ -356,6 +361,11 @@ def _label_flip(rows: Rows, rng: np.random.Generator) -> None:
     rows.manifest["label"] = pd.array(flipped, dtype="string")
 
 
+def _unlabeled(rows: Rows, rng: np.random.Generator) -> None:
+    """A label never given: the image arrives without one, for auto-labeling to fill in."""
+    rows.manifest["label"] = pd.array([pd.NA] * len(rows.manifest), dtype="string")
+
+
 IN_PLACE: dict[str, Corruption] = {
     "blur": _blur,
     "noise": _noise,
@@ -365,6 +375,7 @@ IN_PLACE: dict[str, Corruption] = {
     "odd_size": _odd_size,
     "undecodable": _undecodable,
     "label_flip": _label_flip,
+    "unlabeled": _unlabeled,
 }
 ADDED: dict[str, Corruption] = {
     "exact_duplicate": _exact_duplicate,

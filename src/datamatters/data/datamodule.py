@@ -25,6 +25,14 @@ def class_ids(labels: pd.Series, classes: list[str]) -> np.ndarray:
     return ids.fillna(UNLABELED).to_numpy(dtype=np.int64)
 
 
+def labeled_images(data: StageData) -> StageData:
+    """The decodable rows that have a label."""
+    manifest = data.manifest
+    return data.select(
+        manifest["decode_error"].isna().to_numpy() & manifest["label"].notna().to_numpy()
+    )
+
+
 class ImageArrayDataset(Dataset):
     """uint8 N×H×W×C images served as float C×H×W in [0, 1] with an integer class id."""
 
@@ -42,8 +50,15 @@ class ImageArrayDataset(Dataset):
 
 
 class ImageDataModule(L.LightningDataModule):
+    """`labeled_only` serves only rows with a label: what a conditional model can learn from."""
+
     def __init__(
-        self, data_dir: str, batch_size: int = 64, num_workers: int = 0, seed: int = 0
+        self,
+        data_dir: str,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        labeled_only: bool = False,
     ) -> None:
         super().__init__()
         self.data_dir, self.batch_size, self.num_workers, self.seed = (
@@ -52,15 +67,19 @@ class ImageDataModule(L.LightningDataModule):
             num_workers,
             seed,
         )
+        self.labeled_only = labeled_only
         self.data: StageData | None = None
         self.classes: list[str] = []
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is None:
-            self.data = read_stage_data(
+            data = read_stage_data(
                 self.data_dir, stage="train", producer="augment", columns=("id", "label")
             )
-            self.classes = class_names(self.data.manifest["label"])
+            if self.labeled_only:
+                data = data.select(data.manifest["label"].notna().to_numpy())
+            self.data = data
+            self.classes = class_names(data.manifest["label"])
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -76,6 +76,20 @@ def generative_metrics(
     }
 
 
+def frechet_distance(
+    real: np.ndarray, fake: np.ndarray, judge: JudgeNet, batch_size: int = 256
+) -> float:
+    """FID alone in judge feature space, for subsets (one class) too small for KID's subsets."""
+    _check_images(real, "real")
+    _check_images(fake, "fake")
+    device = next(judge.parameters()).device
+    fid = FrechetInceptionDistance(feature=JudgeFeatures(judge)).to(device)
+    for images, is_real in ((real, True), (fake, False)):
+        for batch in _batches(images, batch_size, device):
+            fid.update(batch, real=is_real)
+    return float(fid.compute())
+
+
 def _check_images(images: np.ndarray, name: str) -> None:
     if images.ndim != 4 or images.dtype != np.uint8 or len(images) < 2:
         raise ValueError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import lightning as L
 import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -13,10 +12,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from datamatters.data.contract import StageData
-from datamatters.data.datamodule import ImageArrayDataset, class_ids, class_names
+from datamatters.data.datamodule import (
+    ImageArrayDataset,
+    class_ids,
+    class_names,
+    labeled_images,
+)
 from datamatters.metrics.generative import generative_metrics
-from datamatters.models.callbacks import EpochSummary
-from datamatters.models.judge import JudgeClassifier, accuracy
+from datamatters.models.judge import accuracy, fit_classifier
 from datamatters.stage import StageError
 
 # Below this held-out accuracy the judge's features barely separate the classes, and FID measured
@@ -48,24 +51,15 @@ def fit_judge(reference: StageData, cfg: DictConfig, reference_path: str) -> Fit
     network_config = OmegaConf.to_container(cfg.network, resolve=True) | {
         "num_classes": len(classes)
     }
-    network = instantiate(network_config)
-    trainer = L.Trainer(
-        max_epochs=cfg.max_epochs,
-        accelerator=cfg.accelerator,
-        devices=1,
-        deterministic=True,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[EpochSummary()],
+    network = fit_classifier(
+        instantiate(network_config),
+        instantiate(cfg.optimizer),
+        _loader(usable.images[~holdout], labels[~holdout], cfg, shuffle=True),
+        cfg.max_epochs,
+        cfg.max_shift,
+        cfg.accelerator,
+        val=_loader(usable.images[holdout], labels[holdout], cfg, shuffle=False),
     )
-    trainer.fit(
-        JudgeClassifier(network, instantiate(cfg.optimizer), cfg.max_shift),
-        train_dataloaders=_loader(usable.images[~holdout], labels[~holdout], cfg, shuffle=True),
-        val_dataloaders=_loader(usable.images[holdout], labels[holdout], cfg, shuffle=False),
-    )
-    network = network.cpu().eval()
     report = {
         "accuracy_holdout": round(accuracy(network, usable.images[holdout], labels[holdout]), 6),
         "holdout_images": int(holdout.sum()),
@@ -82,13 +76,6 @@ def fit_judge(reference: StageData, cfg: DictConfig, reference_path: str) -> Fit
             report["train_images"],
         )
     return FittedJudge(network, network_config, report)
-
-
-def labeled_images(data: StageData) -> StageData:
-    manifest = data.manifest
-    return data.select(
-        manifest["decode_error"].isna().to_numpy() & manifest["label"].notna().to_numpy()
-    )
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:

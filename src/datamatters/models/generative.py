@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 import torch
+from omegaconf import DictConfig
 from torch import Tensor
 
 from datamatters.models.networks import evaluating
@@ -13,7 +16,12 @@ FIXED_NOISE_SEED = 0
 
 
 class GenerativeModule(L.LightningModule):
-    """Base class: subclasses map latents to images in `decode`; sampling is shared.
+    """Base class: subclasses map latents (and class ids) to images in `decode`; sampling is shared.
+
+    `classes` (names, in class-id order) makes a model conditional: it is given a class id per
+    image and the evaluate stage checks that it draws the class it was asked for. The train stage
+    sets it and `num_classes` (which the networks' configs interpolate) from the training data,
+    and the checkpoint keeps both.
 
     `fixed_noise` is a buffer drawn from a fixed seed, so sample grids show the same latents at
     every epoch and in every experiment, and it travels with the checkpoint.
@@ -21,35 +29,91 @@ class GenerativeModule(L.LightningModule):
 
     fixed_noise: Tensor
 
-    def __init__(self, latent_dim: int) -> None:
+    def __init__(
+        self, latent_dim: int, classes: Sequence[str] | None = None, num_classes: int | None = None
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
+        self.classes = [str(c) for c in classes] if classes else []
+        if len(self.classes) != (num_classes or 0):
+            raise ValueError(
+                f"num_classes={num_classes} but {len(self.classes)} class names were given; "
+                "a conditional model needs both, from the same training data"
+            )
         generator = torch.Generator().manual_seed(FIXED_NOISE_SEED)
         self.register_buffer(
             "fixed_noise", torch.randn(FIXED_NOISE_SIZE, latent_dim, generator=generator)
         )
 
-    def decode(self, z: Tensor) -> Tensor:
-        """Map latents N×latent_dim to images N×C×H×W in [0, 1]."""
+    @property
+    def conditional(self) -> bool:
+        return bool(self.classes)
+
+    def balanced_labels(self, n: int) -> Tensor | None:
+        """Class ids 0, 1, ..., C-1, 0, 1, ... for `n` images; None for an unconditional model."""
+        return torch.arange(n) % len(self.classes) if self.conditional else None
+
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Map latents N×latent_dim (and class ids N) to images N×C×H×W in [0, 1]."""
         raise NotImplementedError
 
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 256) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        seed: int | None = None,
+        batch_size: int = 256,
+        labels: Tensor | None = None,
+    ) -> Tensor:
         """`n` images in [0, 1], on the CPU; with a seed they depend on the weights alone.
 
-        Latents are drawn on the CPU so a seed gives the same images on any device; batching
-        bounds memory when the evaluate stage asks for tens of thousands of samples.
+        A conditional model draws `labels` (default: balanced over its classes). Latents are drawn
+        on the CPU so a seed gives the same images on any device; batching bounds memory when the
+        evaluate stage asks for tens of thousands of samples.
         """
         if n < 1:
             raise ValueError(f"n must be positive, got {n}")
+        if labels is not None and (not self.conditional or len(labels) != n):
+            raise ValueError(
+                f"labels: give {n} class ids to a conditional model, none to an unconditional one"
+            )
+        labels = self.balanced_labels(n) if labels is None else torch.as_tensor(labels)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         z = torch.randn(n, self.latent_dim, generator=generator)
-        return torch.cat([self._generate(chunk) for chunk in z.split(batch_size)])
+        starts = range(0, n, batch_size)
+        return torch.cat(
+            [self._generate(z[s : s + batch_size], _slice(labels, s, batch_size)) for s in starts]
+        )
 
     def sample_fixed(self) -> Tensor:
         """Images in [0, 1] from `fixed_noise`, comparable across epochs and experiments."""
-        return self._generate(self.fixed_noise)
+        return self._generate(self.fixed_noise, self.balanced_labels(len(self.fixed_noise)))
 
-    def _generate(self, z: Tensor) -> Tensor:
+    def _generate(self, z: Tensor, labels: Tensor | None) -> Tensor:
         """Decode with BatchNorm running statistics, so an image depends on its latent alone."""
         with evaluating(self):
-            return self.decode(z.to(self.device, self.dtype)).clamp(0.0, 1.0).cpu()
+            labels = None if labels is None else labels.to(self.device)
+            return self.decode(z.to(self.device, self.dtype), labels).clamp(0.0, 1.0).cpu()
+
+
+def _slice(labels: Tensor | None, start: int, size: int) -> Tensor | None:
+    return None if labels is None else labels[start : start + size]
+
+
+def with_classes(model_config: DictConfig, classes: Sequence[str]) -> DictConfig:
+    """A conditional model's config (one with a `classes` key) completed for these classes.
+
+    Sets `classes` and every `num_classes` in the tree (the networks' too): params.yaml holds
+    resolved values, so the networks cannot interpolate a count that only the data knows.
+    """
+    completed = model_config.copy()
+    completed.classes = list(classes)
+
+    def fill(node: DictConfig) -> None:
+        for key, value in node.items():
+            if key == "num_classes":
+                node[key] = len(classes)
+            elif isinstance(value, DictConfig):
+                fill(value)
+
+    fill(completed)
+    return completed

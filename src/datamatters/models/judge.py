@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
 from torch.optim import Optimizer
+from torch.utils.data import DataLoader
 
+from datamatters.models.callbacks import EpochSummary
 from datamatters.models.networks import JudgeNet, evaluating
 
 
@@ -69,24 +71,58 @@ def random_shift(images: Tensor, max_shift: float) -> Tensor:
     return F.grid_sample(images, grid, align_corners=False)
 
 
-def accuracy(
-    network: JudgeNet, images_uint8: np.ndarray, labels: np.ndarray, batch_size: int = 256
-) -> float:
-    """Top-1 accuracy on N×H×W×C uint8 images, the layout the data stages write."""
+def fit_classifier(
+    network: JudgeNet,
+    optimizer: Callable[[Iterable[Parameter]], Optimizer],
+    train: DataLoader,
+    max_epochs: int,
+    max_shift: float = 0.0,
+    accelerator: str = "auto",
+    val: DataLoader | None = None,
+) -> JudgeNet:
+    """Train `network` with cross-entropy, deterministically; returns it on the CPU in eval mode.
+
+    Both the judge and the label audit's cross-validated classifiers are trained here.
+    """
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=1,
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[EpochSummary()],
+    )
+    trainer.fit(
+        JudgeClassifier(network, optimizer, max_shift),
+        train_dataloaders=train,
+        val_dataloaders=val,
+    )
+    return network.cpu().eval()
+
+
+def predict_proba(network: JudgeNet, images_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """float64 N×K class probabilities of N×H×W×C uint8 images, the layout data stages write."""
     if images_uint8.ndim != 4 or images_uint8.dtype != np.uint8:
         raise ValueError(
             f"expected uint8 images N×H×W×C, got {images_uint8.dtype} {images_uint8.shape}"
         )
+    device = next(network.parameters()).device
+    parts = []
+    with evaluating(network), torch.inference_mode():
+        for start in range(0, len(images_uint8), batch_size):
+            batch = np.array(images_uint8[start : start + batch_size])
+            x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255.0
+            parts.append(torch.softmax(network(x).double(), dim=1).cpu().numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, network.classifier.out_features))
+
+
+def accuracy(network: JudgeNet, images_uint8: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy on N×H×W×C uint8 images."""
     if len(images_uint8) != len(labels) or len(labels) == 0:
         raise ValueError(
             f"need one label per image: {len(labels)} labels, {len(images_uint8)} images"
         )
-    device = next(network.parameters()).device
-    correct = 0
-    with evaluating(network):
-        for start in range(0, len(labels), batch_size):
-            batch = np.array(images_uint8[start : start + batch_size])
-            x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255.0
-            y = torch.as_tensor(np.asarray(labels[start : start + batch_size]), device=device)
-            correct += int((network(x).argmax(dim=1) == y).sum())
-    return correct / len(labels)
+    return float((predict_proba(network, images_uint8).argmax(axis=1) == labels).mean())

@@ -103,55 +103,87 @@ def _downsampler(channels: int, image_size: int, width: int, norm: bool) -> nn.S
     return nn.Sequential(*layers)
 
 
+def with_labels(x: Tensor, labels: Tensor | None, num_classes: int) -> Tensor:
+    """Append one-hot class ids to a batch: as features to a vector, as constant planes to a map.
+
+    The classic conditioning of cGANs and CVAEs (Mirza & Osindero 2014; Sohn et al. 2015); a
+    network built with `num_classes=0` is unconditional and takes no labels.
+    """
+    if not num_classes:
+        if labels is not None:
+            raise ValueError("this network is unconditional (num_classes=0) but got labels")
+        return x
+    if labels is None:
+        raise ValueError(f"this network is conditional on {num_classes} classes: pass labels")
+    one_hot = nn.functional.one_hot(labels.long(), num_classes).to(x.dtype)
+    if x.ndim == 2:
+        return torch.cat([x, one_hot], dim=1)
+    planes = one_hot[:, :, None, None].expand(-1, -1, *x.shape[2:])
+    return torch.cat([x, planes], dim=1)
+
+
 class DCGANGenerator(nn.Module):
     """DCGAN generator (Radford et al. 2016): transposed convolutions, BatchNorm, ReLU, tanh."""
 
-    def __init__(self, latent_dim: int, channels: int, image_size: int, width: int = 64) -> None:
+    def __init__(
+        self, latent_dim: int, channels: int, image_size: int, width: int = 64, num_classes: int = 0
+    ) -> None:
         super().__init__()
-        self.net = _upsampler(latent_dim, channels, image_size, width)
+        self.num_classes = num_classes
+        self.net = _upsampler(latent_dim + num_classes, channels, image_size, width)
         self.apply(_dcgan_init)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return torch.tanh(self.net(z))
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return torch.tanh(self.net(with_labels(z, labels, self.num_classes)))
 
 
 class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator returning logits, so the loss can use the stable BCE-with-logits."""
 
-    def __init__(self, channels: int, image_size: int, width: int = 64) -> None:
+    def __init__(
+        self, channels: int, image_size: int, width: int = 64, num_classes: int = 0
+    ) -> None:
         super().__init__()
         num_scales, base = scale_layout(image_size)
-        self.features = _downsampler(channels, image_size, width, norm=True)
+        self.num_classes = num_classes
+        self.features = _downsampler(channels + num_classes, image_size, width, norm=True)
         self.head = nn.Conv2d(_widths(width, num_scales)[-1], 1, base, 1, 0)
         self.apply(_dcgan_init)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x)).flatten()
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.head(self.features(with_labels(x, labels, self.num_classes))).flatten()
 
 
 class VAEEncoder(nn.Module):
     """Convolutional encoder to the parameters of a diagonal Gaussian posterior."""
 
-    def __init__(self, channels: int, image_size: int, latent_dim: int, width: int = 32) -> None:
+    def __init__(
+        self, channels: int, image_size: int, latent_dim: int, width: int = 32, num_classes: int = 0
+    ) -> None:
         super().__init__()
         num_scales, base = scale_layout(image_size)
-        self.features = _downsampler(channels, image_size, width, norm=False)
+        self.num_classes = num_classes
+        self.features = _downsampler(channels + num_classes, image_size, width, norm=False)
         self.head = nn.Linear(_widths(width, num_scales)[-1] * base * base, 2 * latent_dim)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mu, logvar = self.head(self.features(x).flatten(1)).chunk(2, dim=1)
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        features = self.features(with_labels(x, labels, self.num_classes))
+        mu, logvar = self.head(features.flatten(1)).chunk(2, dim=1)
         return mu, logvar
 
 
 class VAEDecoder(nn.Module):
     """Mirror of the encoder; returns Bernoulli logits so the loss can stay in logit space."""
 
-    def __init__(self, latent_dim: int, channels: int, image_size: int, width: int = 32) -> None:
+    def __init__(
+        self, latent_dim: int, channels: int, image_size: int, width: int = 32, num_classes: int = 0
+    ) -> None:
         super().__init__()
-        self.net = _upsampler(latent_dim, channels, image_size, width)
+        self.num_classes = num_classes
+        self.net = _upsampler(latent_dim + num_classes, channels, image_size, width)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net(with_labels(z, labels, self.num_classes))
 
 
 class JudgeNet(nn.Module):

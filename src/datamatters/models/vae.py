@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,8 @@ class VAE(GenerativeModule):
     """Bernoulli-likelihood VAE; `kl_weight` != 1 gives a beta-VAE.
 
     Losses are summed over pixels and averaged over images, so they are the per-image negative
-    ELBO and do not change meaning with the batch size.
+    ELBO and do not change meaning with the batch size. With `classes` it is a conditional VAE:
+    encoder and decoder both see the class of each image.
     """
 
     def __init__(
@@ -27,23 +28,26 @@ class VAE(GenerativeModule):
         optimizer: Callable[[Iterable[Parameter]], Optimizer],
         latent_dim: int,
         kl_weight: float = 1.0,
+        classes: Sequence[str] | None = None,
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(latent_dim)
-        self.save_hyperparameters(ignore=["encoder", "decoder", "optimizer"])
+        super().__init__(latent_dim, classes, num_classes)
+        self.save_hyperparameters(ignore=["encoder", "decoder", "optimizer", "classes"])
         self.encoder = encoder
         self.decoder = decoder
         self.optimizer = optimizer
         self.kl_weight = kl_weight
 
-    def decode(self, z: Tensor) -> Tensor:
-        return torch.sigmoid(self.decoder(z))
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return torch.sigmoid(self.decoder(z, labels))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, _ = batch
+        images, labels = batch
+        condition = labels if self.conditional else None
         n = images.shape[0]
-        mu, logvar = self.encoder(images)
+        mu, logvar = self.encoder(images, condition)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        logits = self.decoder(z)
+        logits = self.decoder(z, condition)
         recon = F.binary_cross_entropy_with_logits(logits, images, reduction="sum") / n
         kl = -0.5 * torch.sum(1.0 + logvar - mu.square() - logvar.exp()) / n
         loss = recon + self.kl_weight * kl

@@ -1,6 +1,7 @@
 """How well the quality stage did against injected ground truth, and a table a person can read.
 
-Label flips are the labeling stage's to find, so they are left out of the quality scores here.
+Label flips and removed labels are the labeling stage's to handle, so they are left out of the
+quality scores here.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-NOT_QUALITY_KINDS = ("label_flip",)
+NOT_QUALITY_KINDS = ("label_flip", "unlabeled")
 
 
 def ground_truth_scores(manifest: pd.DataFrame) -> dict[str, float | int]:

@@ -1,0 +1,105 @@
+"""Precision and recall of the quality checks and the label audit against injected corruption.
+
+    python benchmarks/ground_truth.py quality    # each image kind alone at 1%, then all at 10%
+    python benchmarks/ground_truth.py labels     # 10% label flips; 30% labels removed
+
+Runs the stages' own functions with the default config (`conf/`) on MNIST-5k's train pool, the
+way `dvc repro` would with `-S ingest.corrupt.<kind>=...`, and prints one line per case. The
+quality checks use the judge at `models/judge.pt` (run `dvc repro judge` first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from datamatters.config import CONFIG_DIR
+from datamatters.data.contract import StageData
+from datamatters.data.corrupt import KINDS, inject
+from datamatters.data.ingest import ingest
+from datamatters.data.sources import Mnist5kSource
+from datamatters.labeling.labels import audit_labels, carry_labels
+from datamatters.labeling.report import label_report
+from datamatters.metrics.judge_features import judge_features
+from datamatters.models.checkpoint import load_checkpoint
+from datamatters.quality.assess import assess
+from datamatters.quality.checks import QualityContext
+from datamatters.quality.report import NOT_QUALITY_KINDS, ground_truth_scores
+
+IMAGE_KINDS = [k for k in KINDS if k not in NOT_QUALITY_KINDS]
+
+
+def config():
+    with initialize_config_dir(str(CONFIG_DIR.resolve()), version_base=None):
+        cfg = compose("config")
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def quality(pool: StageData, judge) -> None:
+    cfg = config()
+    cases = {kind: {kind: 0.01} for kind in IMAGE_KINDS}
+    cases["all kinds, 10% in total"] = {kind: 0.1 / len(IMAGE_KINDS) for kind in IMAGE_KINDS}
+    for name, fractions in cases.items():
+        corrupted, _ = inject(pool, fractions, seed=0)
+        checks = {key: instantiate(c) for key, c in cfg.quality.checks.items()}
+        context = QualityContext(features=judge_features(judge, corrupted.images))
+        assessed, _ = assess(corrupted, checks, context)
+        scores = ground_truth_scores(assessed.manifest)
+        recalls = {k[len("recall_") :]: v for k, v in scores.items() if k.startswith("recall_")}
+        print(
+            f"{name:<24} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}  "
+            f"clean dropped {scores['clean_dropped_fraction']:.2%}  per kind {recalls}"
+        )
+
+
+def labels(pool: StageData) -> None:
+    cfg = config().labeling
+    for name, fractions in {
+        "10% flipped": {"label_flip": 0.1},
+        "30% removed": {"unlabeled": 0.3},
+    }.items():
+        corrupted, _ = inject(pool, fractions, seed=0)
+        manifest = corrupted.manifest.assign(keep=True, issues=[[]] * len(corrupted.manifest))
+        started = time.perf_counter()
+        data, summary = audit_labels(
+            carry_labels(StageData(corrupted.images, manifest), None, "data/quality"), cfg
+        )
+        elapsed = time.perf_counter() - started
+        report = label_report(data.manifest, summary)
+        keys = [
+            "cv_accuracy",
+            "estimated_noise_rate",
+            "label_issues",
+            "label_flip_precision",
+            "label_flip_recall",
+            "autolabel_coverage",
+            "autolabel_accuracy",
+        ]
+        found = {k: report[k] for k in keys if report.get(k) is not None}
+        print(f"{name:<12} {elapsed:.0f} s  {found}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", choices=["quality", "labels"])
+    parser.add_argument("--judge", default="models/judge.pt")
+    args = parser.parse_args()
+    logging.getLogger("datamatters").setLevel(logging.WARNING)
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+    pool = ingest(list(Mnist5kSource().items()), 32, 1, 0.2, 0).train
+    if args.what == "quality":
+        quality(pool, load_checkpoint(args.judge))
+    else:
+        labels(pool)
+
+
+if __name__ == "__main__":
+    main()

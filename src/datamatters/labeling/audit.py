@@ -1,0 +1,86 @@
+"""The label audit: out-of-sample class probabilities by K-fold cross-validation, then cleanlab.
+
+Confident learning needs probabilities from a model that never saw the row it scores, or a
+memorised wrong label looks confident. Each fold trains the pipeline's small CNN classifier on the
+other folds; the folds' models also vote on unlabeled rows, so auto-labeling needs no extra fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import cleanlab.count
+import cleanlab.filter
+import lightning as L
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from sklearn.model_selection import StratifiedKFold
+from torch.utils.data import DataLoader
+
+from datamatters.data.datamodule import ImageArrayDataset
+from datamatters.models.judge import fit_classifier, predict_proba
+
+log = logging.getLogger("datamatters")
+
+
+@dataclass
+class Probabilities:
+    labeled: np.ndarray  # N×K out-of-sample probabilities of the labeled rows
+    unlabeled: np.ndarray  # M×K mean of the fold models' probabilities for unlabeled rows
+    fold_accuracy: float  # accuracy of out-of-sample predictions against the given labels
+
+
+def cross_validated_probabilities(
+    images: np.ndarray,
+    labels: np.ndarray,
+    unlabeled_images: np.ndarray,
+    num_classes: int,
+    cfg: DictConfig,
+) -> Probabilities:
+    """`cfg`: `folds`, `seed` and `classifier` (network, optimizer, max_epochs, batch_size, ...)."""
+    oof = np.zeros((len(labels), num_classes))
+    votes = np.zeros((len(unlabeled_images), num_classes))
+    splits = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
+    with warnings.catch_warnings():
+        # a class with fewer rows than folds is audited on the folds it appears in
+        warnings.filterwarnings("ignore", message="The least populated class")
+        folds = list(splits.split(np.zeros(len(labels)), labels))
+    for fold, (train, held_out) in enumerate(folds):
+        log.info("label audit: fold %d/%d, %d training images", fold + 1, len(folds), len(train))
+        network = _fit(images[train], labels[train], num_classes, cfg, seed=cfg.seed + fold)
+        oof[held_out] = predict_proba(network, images[held_out])
+        if len(unlabeled_images):
+            votes += predict_proba(network, unlabeled_images) / len(folds)
+    accuracy = float((oof.argmax(axis=1) == labels).mean())
+    return Probabilities(oof, votes, accuracy)
+
+
+def _fit(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: DictConfig, seed: int):
+    L.seed_everything(seed, workers=True, verbose=False)
+    classifier = cfg.classifier
+    loader = DataLoader(
+        ImageArrayDataset(np.asarray(images), labels),
+        batch_size=classifier.batch_size,
+        shuffle=True,
+    )
+    return fit_classifier(
+        instantiate(classifier.network, num_classes=num_classes),
+        instantiate(classifier.optimizer),
+        loader,
+        classifier.max_epochs,
+        classifier.max_shift,
+        classifier.accelerator,
+    )
+
+
+def find_label_issues(labels: np.ndarray, probabilities: np.ndarray, filter_by: str) -> np.ndarray:
+    """cleanlab's confident-learning mask of rows whose given label is likely wrong."""
+    return cleanlab.filter.find_label_issues(labels, probabilities, filter_by=filter_by, n_jobs=1)
+
+
+def estimated_noise_rate(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """1 - trace of cleanlab's estimated joint of given and true labels: P(given != true)."""
+    return float(1.0 - np.trace(cleanlab.count.estimate_joint(labels, probabilities)))
