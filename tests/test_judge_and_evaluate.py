@@ -14,6 +14,7 @@ from conftest import compose_config
 from datamatters.data.datamodule import class_ids
 from datamatters.data.ingest import ingest
 from datamatters.data.sources import Mnist5kSource
+from datamatters.metrics import reference_features
 from datamatters.metrics.evaluation import evaluate_generator, generate, sample_tag
 from datamatters.metrics.judge_training import fit_judge, stratified_holdout
 from datamatters.models.generative import GenerativeModule
@@ -58,21 +59,63 @@ def test_fit_judge_needs_two_labeled_classes(reference):
         fit_judge(one_class, tiny_judge_config(), "data/reference")
 
 
-def test_evaluate_names_metrics_by_features_and_sample_count(reference):
+def metrics_config(**overrides):
+    settings = {
+        "num_samples": 64,
+        "inception_samples": 0,
+        "batch_size": 32,
+        "kid_subset_size": 50,
+        "bootstrap_rounds": 20,
+        "prdc_k": 3,
+        "seed": 0,
+    }
+    return OmegaConf.create(settings | overrides)
+
+
+def cached_features(reference, judge, folder, inception=False):
+    features = reference_features.compute(reference, judge, inception, batch_size=64)
+    reference_features.save(folder, reference, features)
+    return folder
+
+
+def test_evaluate_names_metrics_by_features_and_sample_count(reference, tmp_path):
     judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
     generator = instantiate(compose_config("model=vae").model)
-    cfg = OmegaConf.create({"num_samples": 64, "batch_size": 32, "kid_subset_size": 50, "seed": 0})
-    metrics = evaluate_generator(generator, judge, reference, cfg, "data/reference")
+    folder = cached_features(reference, judge, tmp_path / "features", inception=True)
+    cfg = metrics_config(inception_samples=32)
+    metrics = evaluate_generator(generator, judge, folder, cfg)
+    per_extractor = [
+        "fid_{}",
+        "fid_{}_ci95_low",
+        "fid_{}_ci95_high",
+        "kid_{}_mean",
+        "kid_{}_std",
+        "precision_{}",
+        "recall_{}",
+        "density_{}",
+        "coverage_{}",
+    ]
     assert set(metrics) == {
-        "fid_judge_64",
-        "kid_judge_64_mean",
-        "kid_judge_64_std",
+        *(name.format("judge_64") for name in per_extractor),
+        *(name.format("inception_32") for name in per_extractor),
         "is_judge_64_mean",
         "is_judge_64_std",
         "generated_images",
         "reference_images",
     }
-    assert metrics == evaluate_generator(generator, judge, reference, cfg, "data/reference")
+    for extractor in ("judge_64", "inception_32"):
+        low, high = metrics[f"fid_{extractor}_ci95_low"], metrics[f"fid_{extractor}_ci95_high"]
+        assert low <= metrics[f"fid_{extractor}"] * 1.5 and low < high
+        assert 0 <= metrics[f"precision_{extractor}"] <= 1
+    assert metrics == evaluate_generator(generator, judge, folder, cfg)
+
+
+def test_evaluate_without_inception_features_names_the_fix(reference, tmp_path):
+    judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
+    generator = instantiate(compose_config("model=vae").model)
+    folder = cached_features(reference, judge, tmp_path / "features")
+    with pytest.raises(StageError, match="eval.metrics.inception_samples=0"):
+        evaluate_generator(generator, judge, folder, metrics_config(inception_samples=8))
 
 
 @pytest.mark.parametrize("count, tag", [(500, "500"), (1000, "1k"), (2500, "2.5k"), (50000, "50k")])
@@ -105,11 +148,12 @@ class ReplayReference(GenerativeModule):
         return torch.stack(picks)
 
 
-def test_conditional_accuracy_and_per_class_fid(reference):
+def test_conditional_accuracy_and_per_class_fid(reference, tmp_path):
     judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
     generator = ReplayReference(reference)
-    cfg = OmegaConf.create({"num_samples": 110, "batch_size": 32, "kid_subset_size": 50, "seed": 0})
-    metrics = evaluate_generator(generator, judge, reference, cfg, "data/reference")
+    cfg = metrics_config(num_samples=110)
+    folder = cached_features(reference, judge, tmp_path / "features")
+    metrics = evaluate_generator(generator, judge, folder, cfg)
 
     labels = generator.balanced_labels(110)
     asked = labels < 10

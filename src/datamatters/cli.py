@@ -36,6 +36,24 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fid(args: argparse.Namespace) -> int:
+    import time
+
+    from datamatters.metrics.folder_fid import folder_fid
+
+    started = time.perf_counter()
+    try:
+        value = folder_fid(
+            args.dir_a, args.dir_b, args.features, args.batch_size, args.judge, args.device
+        )
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"FID ({args.features} features): {value:.6f}")
+    print(f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datamatters", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--config-dir", type=Path, default=CONFIG_DIR)
     params.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
     params.set_defaults(func=_params)
+    fid = sub.add_parser("fid", help="FID between two folders of images")
+    fid.add_argument("dir_a", type=Path, help="reference images")
+    fid.add_argument("dir_b", type=Path, help="images to measure")
+    fid.add_argument(
+        "--features",
+        choices=["inception", "judge"],
+        default="inception",
+        help="the standard FID Inception-v3 (offline weights), or this pipeline's judge",
+    )
+    fid.add_argument("--batch-size", type=int, default=50)
+    fid.add_argument("--judge", type=Path, default=Path("models/judge.pt"))
+    fid.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    fid.set_defaults(func=_fid)
     return parser
 
 

@@ -1,8 +1,13 @@
-"""Measure a trained generator against the reference split with the judge's features."""
+"""Measure a trained generator against the reference split's cached features.
+
+Metric names carry the extractor and the sample count (`fid_judge_1k`, `fid_inception_500`), as
+NVIDIA's do, so a table only ever compares like with like.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,50 +15,67 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from datamatters.data.contract import StageData
-from datamatters.data.datamodule import class_ids, class_names, labeled_images
-from datamatters.metrics.generative import frechet_distance, generative_metrics, to_uint8
-from datamatters.models.judge import predict_proba
+from datamatters.data.datamodule import class_ids, class_names
+from datamatters.metrics import reference_features
+from datamatters.metrics.generative import (
+    extract,
+    feature_metrics,
+    fid,
+    inception_score,
+    to_uint8,
+)
+from datamatters.metrics.inception import InceptionFeatures
+from datamatters.metrics.judge_features import JudgeFeatures, JudgeLogits
 from datamatters.stage import StageError
 
 log = logging.getLogger("datamatters")
 
 
 def evaluate_generator(
-    generator: nn.Module,
-    judge: nn.Module,
-    reference: StageData,
-    cfg: DictConfig,
-    reference_path: str,
-) -> dict[str, float | int]:
-    """Metric names carry the features and the sample count (`fid_judge_1k`), as NVIDIA's do."""
-    real = reference.images[reference.manifest["decode_error"].isna().to_numpy()]
+    generator: nn.Module, judge: nn.Module, features_dir: str | Path, cfg: DictConfig
+) -> dict:
+    """`cfg`: eval.metrics (num_samples, inception_samples, batch_size, kid_subset_size,
+    bootstrap_rounds, prdc_k, seed)."""
+    real_judge, rows = reference_features.load(features_dir, "judge", "evaluate")
     labels = generator.balanced_labels(cfg.num_samples)
     fake = generate(generator, cfg.num_samples, cfg.batch_size, cfg.seed, labels)
-    if fake.shape[1:] != real.shape[1:]:
+    expected = (judge.image_size, judge.image_size, judge.channels)
+    if fake.shape[1:] != expected:
         raise StageError(
             "evaluate",
-            reference_path,
-            f"generated images are {fake.shape[1:]}, reference {real.shape[1:]}",
+            "models/generator.pt",
+            f"generated images are {fake.shape[1:]}, the reference's are {expected}",
             "re-run `dvc repro` so the model is trained on data of the reference's size",
         )
-    log.info("measuring %d generated vs %d reference images", len(fake), len(real))
-    scores = generative_metrics(
-        real,
-        fake,
-        judge,
-        batch_size=cfg.batch_size,
-        kid_subset_size=cfg.kid_subset_size,
-        seed=cfg.seed,
-    )
     tag = sample_tag(cfg.num_samples)
-    named = {
-        f"{name.replace('_judge', f'_judge_{tag}', 1)}": round(value, 6)
-        for name, value in scores.items()
-    }
-    named |= {"generated_images": len(fake), "reference_images": len(real)}
+    log.info("measuring %d generated images against %d reference rows", len(fake), len(rows))
+    fake_judge = extract(JudgeFeatures(judge), fake, cfg.batch_size)
+    scores = _named(feature_metrics(real_judge, fake_judge, cfg), "judge", tag)
+    is_mean, is_std = inception_score(extract(JudgeLogits(judge), fake, cfg.batch_size), cfg.seed)
+    scores |= {f"is_judge_{tag}_mean": is_mean, f"is_judge_{tag}_std": is_std}
+    if cfg.inception_samples:
+        real_inception, _ = reference_features.load(features_dir, "inception", "evaluate")
+        count = min(cfg.inception_samples, len(fake))
+        log.info("Inception features of %d generated images", count)
+        fake_inception = extract(InceptionFeatures().to(_device(judge)), fake[:count], 50)
+        scores |= _named(
+            feature_metrics(real_inception, fake_inception, cfg), "inception", sample_tag(count)
+        )
+    scores = {name: round(value, 6) for name, value in scores.items()}
+    scores |= {"generated_images": len(fake), "reference_images": len(rows)}
     if labels is not None:
-        named |= conditional_metrics(generator.classes, labels.numpy(), fake, judge, reference, tag)
+        scores |= conditional_metrics(
+            generator.classes, labels.numpy(), fake, fake_judge, judge, real_judge, rows, tag
+        )
+    return scores
+
+
+def _named(scores: dict[str, float], extractor: str, tag: str) -> dict[str, float]:
+    """`fid_ci95_low` -> `fid_judge_1k_ci95_low`: metric, extractor and count first."""
+    named = {}
+    for name, value in scores.items():
+        metric, _, rest = name.partition("_")
+        named[f"{metric}_{extractor}_{tag}" + (f"_{rest}" if rest else "")] = value
     return named
 
 
@@ -61,8 +83,10 @@ def conditional_metrics(
     classes: list[str],
     labels: np.ndarray,
     fake: np.ndarray,
+    fake_features: np.ndarray,
     judge: nn.Module,
-    reference: StageData,
+    real_features: np.ndarray,
+    rows: pd.DataFrame,
     tag: str,
 ) -> dict:
     """Does a conditional model draw the class it was asked for, and how well, class by class?
@@ -71,8 +95,7 @@ def conditional_metrics(
     compares the samples of one class with the reference images of that class. Classes the
     reference split has no labeled images of cannot be judged and are listed instead.
     """
-    usable = labeled_images(reference)
-    judge_classes = class_names(usable.manifest["label"])
+    judge_classes = class_names(rows["label"])
     unknown = sorted(set(classes) - set(judge_classes))
     if unknown:
         log.warning(
@@ -82,14 +105,16 @@ def conditional_metrics(
         )
     names = np.asarray(classes)[labels]
     known = np.isin(names, judge_classes)
-    fake, wanted = fake[known], class_ids(pd.Series(names[known]), judge_classes)
-    real_ids = class_ids(usable.manifest["label"], judge_classes)
+    wanted = class_ids(pd.Series(names[known]), judge_classes)
+    real_ids = class_ids(rows["label"], judge_classes)
+    fake_features = fake_features[known]
     per_class = {}
     for i, name in enumerate(judge_classes):
-        real_of_class, fake_of_class = usable.images[real_ids == i], fake[wanted == i]
+        real_of_class, fake_of_class = real_features[real_ids == i], fake_features[wanted == i]
         if len(real_of_class) >= 2 and len(fake_of_class) >= 2:
-            per_class[name] = round(frechet_distance(real_of_class, fake_of_class, judge), 6)
-    hits = predict_proba(judge, fake).argmax(axis=1) == wanted if len(fake) else np.zeros(0)
+            per_class[name] = round(fid(real_of_class, fake_of_class), 6)
+    logits = extract(JudgeLogits(judge), fake[known]) if known.any() else np.zeros((0, 1))
+    hits = logits.argmax(axis=1) == wanted
     return {
         f"cond_acc_judge_{tag}": _mean(hits),
         f"fid_judge_{tag}_class_mean": _mean(list(per_class.values())),
@@ -100,6 +125,10 @@ def conditional_metrics(
 
 def _mean(values) -> float | None:
     return round(float(np.mean(values)), 6) if len(values) else None
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def generate(

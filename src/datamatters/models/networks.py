@@ -218,6 +218,7 @@ class JudgeNet(nn.Module):
         )
         self.classifier = nn.Linear(feature_dim, num_classes)
         self.feature_dim = feature_dim
+        self.channels, self.image_size = channels, image_size  # what it must be shown
 
     def features(self, x: Tensor) -> Tensor:
         return self.embed(self.trunk(x))

@@ -1,0 +1,62 @@
+"""Each extractor's features of the reference split, computed once by their own DVC stage.
+
+They depend on the reference split and the extractors alone, so no training or data-quality
+experiment ever recomputes them (Inception takes minutes on a CPU), and every experiment is
+measured against the very same rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datamatters.atomic import atomic_path
+from datamatters.data.contract import StageData
+from datamatters.metrics.generative import extract
+from datamatters.metrics.inception import InceptionFeatures
+from datamatters.metrics.judge_features import JudgeFeatures
+from datamatters.models.networks import JudgeNet
+from datamatters.stage import StageError
+
+ROWS = "rows.parquet"  # id and label of each feature row, in order
+
+
+def usable_reference(reference: StageData) -> StageData:
+    return reference.select(reference.manifest["decode_error"].isna().to_numpy())
+
+
+def compute(
+    reference: StageData, judge: JudgeNet, inception: bool, batch_size: int
+) -> dict[str, np.ndarray]:
+    images = usable_reference(reference).images
+    features = {"judge": extract(JudgeFeatures(judge), images, batch_size)}
+    if inception:
+        features["inception"] = extract(InceptionFeatures(), images, batch_size)
+    return features
+
+
+def save(folder: str | Path, reference: StageData, features: dict[str, np.ndarray]) -> None:
+    """`<extractor>.npy` per extractor plus the rows they belong to, written as one directory."""
+    rows = usable_reference(reference).manifest[["id", "label"]].reset_index(drop=True)
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        rows.to_parquet(tmp / ROWS, index=False)
+        for name, values in features.items():
+            np.save(tmp / f"{name}.npy", values)
+
+
+def load(folder: str | Path, name: str, stage: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """One extractor's features and their rows; a missing one is the stage's error with the fix."""
+    folder = Path(folder)
+    path = folder / f"{name}.npy"
+    if not path.is_file():
+        fix = "run `dvc repro reference_features`"
+        if name == "inception":
+            fix = (
+                "set eval.reference.inception=true and run `dvc repro reference_features`, "
+                "or measure without it: -S eval.metrics.inception_samples=0"
+            )
+        raise StageError(stage, path, f"no {name} features of the reference split", fix)
+    return np.load(path), pd.read_parquet(folder / ROWS)

@@ -1,0 +1,44 @@
+"""DVC stage `reference_features`: each extractor's features of the reference split, once.
+
+Depends on the reference split and the extractors only; evaluate measures against these rows.
+"""
+
+import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
+import torch
+
+from datamatters.data.contract import read_stage_data
+from datamatters.metrics import reference_features
+from datamatters.models.checkpoint import load_stage_input
+from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
+
+
+def main() -> None:
+    args = parse_paths(__doc__, "reference", "judge", "output")
+
+    cfg = load_params("reference_features", "eval.reference")["eval.reference"]
+    reference = read_stage_data(args.reference, stage="reference_features", producer="ingest")
+    judge = load_stage_input(args.judge, "reference_features", producer="judge")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    log.info(
+        "features of %d reference images: judge%s, on %s",
+        len(reference.images),
+        " and Inception" if cfg.inception else "",
+        device,
+    )
+    try:
+        features = reference_features.compute(
+            reference, judge.to(device), cfg.inception, cfg.batch_size
+        )
+    except FileNotFoundError as err:
+        raise StageError(
+            "reference_features",
+            "Inception weights",
+            str(err),
+            "or set eval.reference.inception=false and eval.metrics.inception_samples=0",
+        ) from err
+    reference_features.save(args.output, reference, features)
+    log.info("wrote %s: %s", args.output, ", ".join(f"{k} {v.shape}" for k, v in features.items()))
+
+
+if __name__ == "__main__":
+    run_stage("reference_features", main)
