@@ -76,8 +76,10 @@ def labels(pool: StageData) -> None:
             "cv_accuracy",
             "estimated_noise_rate",
             "label_issues",
+            "label_flips_audited",
             "label_flip_precision",
             "label_flip_recall",
+            "unlabeled_injected",
             "autolabel_coverage",
             "autolabel_accuracy",
         ]

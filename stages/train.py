@@ -6,14 +6,18 @@ from dvclive.lightning import DVCLiveLogger
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from datamatters.metrics import reference_features
+from datamatters.metrics.training_fid import EpochFID
 from datamatters.models.callbacks import EpochSummary, SampleGrid
-from datamatters.models.checkpoint import save_checkpoint
+from datamatters.models.checkpoint import load_stage_input, save_checkpoint
 from datamatters.models.generative import with_classes
 from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "data", "checkpoint", "live-dir", "samples")
+    args = parse_paths(
+        __doc__, "data", "judge", "reference-features", "checkpoint", "live-dir", "samples"
+    )
 
     params = load_params("train", "model", "trainer", "datamodule", "train")
     L.seed_everything(params["train"].seed, workers=True, verbose=False)
@@ -37,9 +41,12 @@ def main() -> None:
     )
 
     logger = DVCLiveLogger(dir=args.live_dir, dvcyaml=False, save_dvc_exp=False)
-    trainer = instantiate(
-        params["trainer"], logger=logger, callbacks=[SampleGrid(args.samples), EpochSummary()]
-    )
+    callbacks = [SampleGrid(args.samples), EpochSummary()]
+    if params["train"].fid_samples:
+        judge = load_stage_input(args.judge, "train", producer="judge")
+        reference, _ = reference_features.load(args.reference_features, "judge", "train")
+        callbacks.insert(0, EpochFID(judge, reference, params["train"].fid_samples))
+    trainer = instantiate(params["trainer"], logger=logger, callbacks=callbacks)
     trainer.fit(model, datamodule=datamodule)
     save_checkpoint(model, OmegaConf.to_container(model_config, resolve=True), args.checkpoint)
     log.info("wrote %s after %d steps", args.checkpoint, trainer.global_step)

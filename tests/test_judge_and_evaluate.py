@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import math
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
+from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import compose_config
 from datamatters.data.datamodule import class_ids
 from datamatters.data.ingest import ingest
 from datamatters.data.sources import Mnist5kSource
 from datamatters.metrics import reference_features
-from datamatters.metrics.evaluation import evaluate_generator, generate, sample_tag
+from datamatters.metrics.evaluation import evaluate_generator, generate
+from datamatters.metrics.generative import sample_tag
 from datamatters.metrics.judge_training import fit_judge, stratified_holdout
+from datamatters.metrics.training_fid import EpochFID
 from datamatters.models.generative import GenerativeModule
 from datamatters.models.judge import accuracy
 from datamatters.stage import StageError
@@ -81,8 +85,9 @@ def cached_features(reference, judge, folder, inception=False):
 def test_evaluate_names_metrics_by_features_and_sample_count(reference, tmp_path):
     judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
     generator = instantiate(compose_config("model=vae").model)
-    folder = cached_features(reference, judge, tmp_path / "features", inception=True)
-    cfg = metrics_config(inception_samples=32)
+    few = reference.select(np.arange(len(reference.manifest)) < 30)  # Inception is slow on a CPU
+    folder = cached_features(few, judge, tmp_path / "features", inception=True)
+    cfg = metrics_config(inception_samples=16)
     metrics = evaluate_generator(generator, judge, folder, cfg)
     per_extractor = [
         "fid_{}",
@@ -97,13 +102,13 @@ def test_evaluate_names_metrics_by_features_and_sample_count(reference, tmp_path
     ]
     assert set(metrics) == {
         *(name.format("judge_64") for name in per_extractor),
-        *(name.format("inception_32") for name in per_extractor),
+        *(name.format("inception_16") for name in per_extractor),
         "is_judge_64_mean",
         "is_judge_64_std",
         "generated_images",
         "reference_images",
     }
-    for extractor in ("judge_64", "inception_32"):
+    for extractor in ("judge_64", "inception_16"):
         low, high = metrics[f"fid_{extractor}_ci95_low"], metrics[f"fid_{extractor}_ci95_high"]
         assert low <= metrics[f"fid_{extractor}"] * 1.5 and low < high
         assert 0 <= metrics[f"precision_{extractor}"] <= 1
@@ -163,3 +168,23 @@ def test_conditional_accuracy_and_per_class_fid(reference, tmp_path):
     assert metrics["classes_not_in_reference"] == ["unseen"]
     assert set(metrics["fid_judge_110_class"]) == {str(d) for d in range(10)}
     assert all(math.isfinite(v) for v in metrics["fid_judge_110_class"].values())
+
+
+def test_judge_fid_is_logged_after_every_epoch(reference, tmp_path):
+    judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
+    real, _ = reference_features.load(
+        cached_features(reference, judge, tmp_path / "f"), "judge", "t"
+    )
+    model = instantiate(compose_config("model=vae").model)
+    images = torch.from_numpy(np.array(reference.images)).permute(0, 3, 1, 2).float() / 255
+    loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), 32)
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        callbacks=[EpochFID(judge, real, num_samples=40)],
+    )
+    trainer.fit(model, loader)
+    assert math.isfinite(float(trainer.callback_metrics["fid_judge_40"]))

@@ -27,6 +27,9 @@ TINY = [
     "datamodule.batch_size=32",
     "eval.metrics.num_samples=100",
     "eval.metrics.kid_subset_size=50",
+    "eval.metrics.inception_samples=10",
+    "eval.metrics.bootstrap_rounds=10",
+    "train.fid_samples=50",
 ]
 PROJECT_FILES = [
     "conf",
@@ -38,7 +41,16 @@ PROJECT_FILES = [
     ".dvcignore",
     ".gitignore",
 ]
-STAGES = {"ingest", "quality", "labeling", "augment", "judge", "train", "evaluate"}
+STAGES = {
+    "ingest",
+    "quality",
+    "labeling",
+    "augment",
+    "judge",
+    "reference_features",
+    "train",
+    "evaluate",
+}
 
 
 def sh(cwd: Path, *cmd: str) -> str:

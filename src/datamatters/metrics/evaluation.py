@@ -22,6 +22,7 @@ from datamatters.metrics.generative import (
     feature_metrics,
     fid,
     inception_score,
+    sample_tag,
     to_uint8,
 )
 from datamatters.metrics.inception import InceptionFeatures
@@ -141,8 +142,3 @@ def generate(
             chunk = None if labels is None else labels[start : start + size]
             batches.append(to_uint8(generator.sample(size, seed=seed + start, labels=chunk)))
     return np.concatenate(batches)
-
-
-def sample_tag(count: int) -> str:
-    """1000 -> '1k', 2500 -> '2.5k', 500 -> '500'."""
-    return f"{count / 1000:g}k" if count >= 1000 else str(count)

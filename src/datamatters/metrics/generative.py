@@ -134,6 +134,11 @@ def generative_metrics(
     }
 
 
+def sample_tag(count: int) -> str:
+    """1000 -> '1k', 2500 -> '2.5k', 500 -> '500'."""
+    return f"{count / 1000:g}k" if count >= 1000 else str(count)
+
+
 def _check_images(images: np.ndarray, name: str) -> None:
     if images.ndim != 4 or images.dtype != np.uint8 or len(images) < 2:
         raise ValueError(
