@@ -52,7 +52,8 @@ def evaluate_generator(
     log.info("measuring %d generated images against %d reference rows", len(fake), len(rows))
     fake_judge = extract(JudgeFeatures(judge), fake, cfg.batch_size)
     scores = _named(feature_metrics(real_judge, fake_judge, cfg), "judge", tag)
-    is_mean, is_std = inception_score(extract(JudgeLogits(judge), fake, cfg.batch_size), cfg.seed)
+    fake_logits = extract(JudgeLogits(judge), fake, cfg.batch_size)
+    is_mean, is_std = inception_score(fake_logits, cfg.seed)
     scores |= {f"is_judge_{tag}_mean": is_mean, f"is_judge_{tag}_std": is_std}
     if cfg.inception_samples:
         real_inception, _ = reference_features.load(features_dir, "inception", "evaluate")
@@ -66,7 +67,7 @@ def evaluate_generator(
     scores |= {"generated_images": len(fake), "reference_images": len(rows)}
     if labels is not None:
         scores |= conditional_metrics(
-            generator.classes, labels.numpy(), fake, fake_judge, judge, real_judge, rows, tag
+            generator.classes, labels.numpy(), fake_judge, fake_logits, real_judge, rows, tag
         )
     return scores
 
@@ -83,9 +84,8 @@ def _named(scores: dict[str, float], extractor: str, tag: str) -> dict[str, floa
 def conditional_metrics(
     classes: list[str],
     labels: np.ndarray,
-    fake: np.ndarray,
     fake_features: np.ndarray,
-    judge: nn.Module,
+    fake_logits: np.ndarray,
     real_features: np.ndarray,
     rows: pd.DataFrame,
     tag: str,
@@ -114,8 +114,7 @@ def conditional_metrics(
         real_of_class, fake_of_class = real_features[real_ids == i], fake_features[wanted == i]
         if len(real_of_class) >= 2 and len(fake_of_class) >= 2:
             per_class[name] = round(fid(real_of_class, fake_of_class), 6)
-    logits = extract(JudgeLogits(judge), fake[known]) if known.any() else np.zeros((0, 1))
-    hits = logits.argmax(axis=1) == wanted
+    hits = fake_logits[known].argmax(axis=1) == wanted
     return {
         f"cond_acc_judge_{tag}": _mean(hits),
         f"fid_judge_{tag}_class_mean": _mean(list(per_class.values())),

@@ -9,25 +9,28 @@ against torchmetrics on the same features.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class Gaussian:
-    """Mean and unbiased covariance of a feature set, with the covariance's square root cached."""
+    """Mean and unbiased covariance of a feature set."""
 
     mean: np.ndarray
     cov: np.ndarray
-    cov_root: np.ndarray
 
     @classmethod
     def of(cls, features: np.ndarray) -> Gaussian:
         features = np.asarray(features, dtype=np.float64)
-        cov = np.cov(features, rowvar=False)
-        values, vectors = np.linalg.eigh(cov)
-        root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-        return cls(features.mean(axis=0), cov, root)
+        return cls(features.mean(axis=0), np.cov(features, rowvar=False))
+
+    @cached_property
+    def cov_root(self) -> np.ndarray:
+        """Needed only when there are more samples than dimensions; seconds at 2048-d."""
+        values, vectors = np.linalg.eigh(self.cov)
+        return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
 def frechet_distance(reference: Gaussian, features: np.ndarray) -> float:
