@@ -23,7 +23,7 @@ def main() -> None:
 
     quality = load_params("quality", "quality")["quality"]
     data = read_stage_data(args.input, stage="quality", producer="ingest")
-    checks = {name: instantiate(cfg) for name, cfg in quality.checks.items()}
+    checks = {name: instantiate(cfg) for name, cfg in quality.checks.items() if quality.enabled}
     judge = load_stage_input(args.judge, "quality", producer="judge")
     context = QualityContext(features=judge_features(judge, data.images))
     assessed, report = assess(data, checks, context)

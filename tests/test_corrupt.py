@@ -12,7 +12,7 @@ from PIL import Image
 
 from datamatters.data import corrupt
 from datamatters.data.contract import StageData, pixel_sha256
-from datamatters.data.corrupt import ADDED, KINDS, inject
+from datamatters.data.corrupt import ADDED, KINDS, MIXED_KINDS, inject
 from datamatters.data.ingest import ingest
 from datamatters.data.sources import ArrayImage, ImageFile, Mnist5kSource, SourceItem
 
@@ -60,6 +60,16 @@ def low_freq(image: np.ndarray) -> np.ndarray:
 def high_freq(image: np.ndarray) -> float:
     grey = image.astype(np.float64).mean(-1)
     return float(np.mean(np.diff(grey, axis=0) ** 2) + np.mean(np.diff(grey, axis=1) ** 2))
+
+
+def test_mixed_is_shared_evenly_by_every_kind_but_unlabeled_and_adds_to_their_own(mnist):
+    clean = int(mnist.manifest["decode_error"].isna().sum())
+    _, counts = inject(mnist, {"mixed": 0.22, "blur": 0.05, "unlabeled": 0.05}, seed=0)
+    share = 0.22 / len(MIXED_KINDS)
+    assert "unlabeled" not in MIXED_KINDS and len(MIXED_KINDS) == len(KINDS) - 1
+    assert counts["blur"] == round((0.05 + share) * clean)
+    assert counts["unlabeled"] == round(0.05 * clean)
+    assert all(counts[kind] == round(share * clean) for kind in MIXED_KINDS if kind != "blur")
 
 
 @pytest.mark.parametrize("pool_name", ["mnist", "rgb"])

@@ -62,3 +62,12 @@ def test_gallery_shows_flagged_images_per_check(tmp_path):
         pixels = np.asarray(gallery)
     assert gallery.size == (120 + 3 * 18 + 2, 2 * 20)
     assert pixels[2:18, 120:136].min() == 255, "the blurred image is shown in the first slot"
+
+
+def test_gallery_with_every_check_off_is_one_row_that_says_so(tmp_path):
+    images = np.zeros((2, 8, 8, 1), dtype=np.uint8)
+    path = tmp_path / "gallery.png"
+    save_gallery(images, manifest([None] * 2, [True, True], [[], []]), [], path, per_check=3)
+    with Image.open(path) as gallery:
+        assert gallery.size == (120 + 3 * 18 + 2, 20)
+        assert np.asarray(gallery).max() > 200, "the row carries its text"

@@ -43,6 +43,10 @@ KINDS: tuple[str, ...] = (
     "unlabeled",
 )
 LABEL_KINDS = ("label_flip", "unlabeled")  # they change only the label, of labeled rows
+# `mixed` is one knob for sweeps: its fraction is shared evenly by every kind that corrupts what
+# a model learns from. Removing labels is left out: it is a labeling task, not corruption.
+MIXED = "mixed"
+MIXED_KINDS = tuple(kind for kind in KINDS if kind != "unlabeled")
 # Natural photographs and textures shipped as files inside scikit-image's wheel (no download).
 OFF_DOMAIN_IMAGES = (
     "astronaut",
@@ -151,11 +155,16 @@ def _add(
 
 def _counts(fractions: Mapping[str, float], clean: int) -> dict[str, int]:
     for kind, fraction in fractions.items():
-        if kind not in KINDS:
-            raise ValueError(f"ingest.corrupt.{kind}: unknown kind; use one of {', '.join(KINDS)}")
+        if kind not in (*KINDS, MIXED):
+            known = ", ".join((*KINDS, MIXED))
+            raise ValueError(f"ingest.corrupt.{kind}: unknown kind; use one of {known}")
         if not isinstance(fraction, Real) or isinstance(fraction, bool) or not 0 <= fraction <= 1:
             raise ValueError(f"ingest.corrupt.{kind}={fraction!r}: use a fraction in [0, 1]")
-    return {kind: round(float(fractions.get(kind) or 0) * clean) for kind in KINDS}
+    share = float(fractions.get(MIXED) or 0) / len(MIXED_KINDS)
+    return {
+        kind: round((float(fractions.get(kind) or 0) + share * (kind in MIXED_KINDS)) * clean)
+        for kind in KINDS
+    }
 
 
 def _check_room(counts: dict[str, int], clean: int, labeled: int, classes: int) -> None:

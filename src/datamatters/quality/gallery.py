@@ -25,12 +25,16 @@ def save_gallery(
     """One row per check: its name, then up to `per_check` flagged images (first in manifest order).
 
     Undecodable rows have no pixels to show, so that row shows how many there were instead.
+    With every check off (filters=none) the gallery is one row that says so: DVC still needs the
+    declared output, and an empty PNG cannot be written.
     """
     side = images.shape[1] * scale
     row_height = side + 2 * PAD
     width = LABEL_WIDTH + per_check * (side + PAD) + PAD
-    canvas = Image.new("RGB", (width, row_height * len(checks)))
+    canvas = Image.new("RGB", (width, row_height * max(len(checks), 1)))
     draw = ImageDraw.Draw(canvas)
+    if not checks:
+        draw.text((4, PAD), "no quality check enabled", fill=(255, 255, 255))
     for row, check in enumerate(checks):
         flagged = np.flatnonzero(manifest["issues"].map(lambda issues, c=check: c in issues))
         top = row * row_height
