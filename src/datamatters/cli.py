@@ -54,6 +54,20 @@ def _fid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ablation(args: argparse.Namespace) -> int:
+    import shlex
+
+    from datamatters.trace.ablation import ablation_commands, queue_ablation
+
+    commands = ablation_commands(args.name, args.set_param, args.seeds, args.baseline_seeds)
+    for command in commands:
+        print(shlex.join(command))
+    if not args.dry_run:
+        queue_ablation(commands)
+        print(f"queued {len(commands)} experiments: start them with `dvc queue start`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datamatters", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     fid.add_argument("--judge", type=Path, default=Path("models/judge.pt"))
     fid.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     fid.set_defaults(func=_fid)
+    ablation = sub.add_parser(
+        "ablation",
+        help="queue the pipeline with each quality check and the label audit off, one at a time",
+    )
+    ablation.add_argument("-n", "--name", default="ablation", help="the experiment set's name")
+    ablation.add_argument(
+        "-S",
+        "--set-param",
+        action="append",
+        default=[],
+        help="an override every arm shares, e.g. ingest.corrupt.mixed=0.2 (repeatable)",
+    )
+    ablation.add_argument("--seeds", type=int, nargs="+", default=[0], help="train.seed per arm")
+    ablation.add_argument(
+        "--baseline-seeds", type=int, nargs="+", default=[0, 1], help="train.seed, all filters on"
+    )
+    ablation.add_argument("--dry-run", action="store_true", help="print the commands only")
+    ablation.set_defaults(func=_ablation)
     return parser
 
 
