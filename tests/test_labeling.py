@@ -110,6 +110,16 @@ def test_all_unlabeled_skips_with_a_reason(digits):
     assert report["kept_unlabeled"] == 50 and report["auto_labeled"] == 0
 
 
+def test_audit_off_with_nothing_to_auto_label_trains_nothing(digits):
+    """filters=none: no classifier is trained when no row needs its predictions."""
+    pool = StageData(digits.images[:200], digits.manifest.iloc[:200].reset_index(drop=True))
+    cfg = compose_config(*QUICK, "filters=none").labeling
+    data, summary = audit_labels(kept(pool), cfg)
+    report = label_report(data.manifest, summary)
+    assert "no row needs auto-labeling" in report["audit_skipped"]
+    assert report["audited"] == 0 and data.manifest["keep"].all()
+
+
 def test_unknown_action_is_a_clear_error(digits):
     pool = StageData(digits.images[:20], digits.manifest.iloc[:20].reset_index(drop=True))
     with pytest.raises(StageError, match="labeling.audit.action='fix'"):

@@ -68,6 +68,52 @@ def _ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trace(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from datamatters.trace.experiments import flatten, load_experiments
+    from datamatters.trace.report import write_trace
+
+    defaults = flatten(OmegaConf.to_container(OmegaConf.load(args.params)))
+    report = write_trace(load_experiments(), args.sets, defaults, args.out, args.metric)
+    print(f"wrote {report}")
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    from datamatters.trace.experiments import load_experiments
+    from datamatters.trace.lineage import DATA_VERSIONS, find, removed_images
+
+    exp = find(load_experiments(), args.experiment)
+    print(
+        f"experiment {exp.name}: commit {exp.rev[:7]}, run on {exp.baseline[:7]}, {exp.timestamp}"
+    )
+    for path in DATA_VERSIONS:
+        print(f"  {path:<22} {exp.outs.get(path, '-')}")
+    removed = removed_images(exp)
+    out = args.out or Path("reports") / "lineage" / f"{exp.name}-removed.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    removed.to_csv(out, index=False)
+    print(f"{len(removed)} images kept out of training, by reason:")
+    for reason, count in removed["issues"].value_counts().items():
+        print(f"  {count:>6}  {reason}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _used_by(args: argparse.Namespace) -> int:
+    from datamatters.trace.experiments import load_experiments
+    from datamatters.trace.lineage import used_by
+
+    found = used_by(load_experiments(), args.md5)
+    for exp, path in found:
+        print(f"{exp.name}\t{exp.rev[:7]}\t{path}\t{exp.outs[path]}")
+    if not found:
+        print(f"no finished experiment has an output with md5 {args.md5}...")
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datamatters", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,12 +158,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ablation.add_argument("--dry-run", action="store_true", help="print the commands only")
     ablation.set_defaults(func=_ablation)
+    trace = sub.add_parser(
+        "trace", help="write reports/trace.md: experiment sets from data knobs to output metrics"
+    )
+    trace.add_argument("sets", nargs="+", help="set names: the -n of `dvc exp run -n NAME`")
+    trace.add_argument("--metric", default="fid_judge_1k", help="the metric verdicts are about")
+    trace.add_argument("--out", type=Path, default=Path("reports"))
+    trace.add_argument(
+        "--params", type=Path, default=PARAMS_FILE, help="the defaults that knobs are compared to"
+    )
+    trace.set_defaults(func=_trace)
+    lineage = sub.add_parser(
+        "lineage", help="an experiment's data versions and the images its filters removed"
+    )
+    lineage.add_argument("experiment", help="its name, or a prefix of its commit")
+    lineage.add_argument("--out", type=Path, help="CSV of removed images")
+    lineage.set_defaults(func=_lineage)
+    used = sub.add_parser("used-by", help="experiments whose outputs have this dvc.lock md5")
+    used.add_argument("md5", help="an md5 from dvc.lock, or its first characters")
+    used.set_defaults(func=_used_by)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from datamatters.trace.experiments import TraceError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except TraceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -90,8 +90,8 @@ def audit_labels(data: StageData, cfg: DictConfig) -> tuple[StageData, AuditSumm
     audited = kept & labels.isin(classes).to_numpy()
     unlabeled = kept & labels.isna().to_numpy()
     summary = AuditSummary(classes=classes)
-    if not cfg.audit.enabled and not cfg.autolabel.enabled:
-        summary.skipped = "labeling.audit.enabled and labeling.autolabel.enabled are false"
+    if not cfg.audit.enabled and not (cfg.autolabel.enabled and unlabeled.any()):
+        summary.skipped = "labeling.audit.enabled is false and no row needs auto-labeling"
         return StageData(data.images, manifest), summary
     if len(classes) < 2:
         summary.skipped = (

@@ -1,0 +1,207 @@
+"""Which knobs a set of experiments varies, and which differences between them exceed the noise.
+
+GAN training noise dwarfs the sampling noise a bootstrap interval measures: on this pipeline two
+seeds of one configuration have differed by more than the whole interval width. So a verdict
+rests on the spread between seeds when the set has replicates, pooled over every configuration
+that has several (one estimate with more degrees of freedom than any pair), and falls back to
+the sampling intervals, saying so, only when it has none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from datamatters.trace.experiments import Experiment
+
+REPLICATE = "train.seed"
+EVALUATE = "metrics/evaluate.json"
+Setting = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """Params that vary together across a set (a `filters=none` run flips two at once)."""
+
+    keys: tuple[str, ...]
+    values: tuple[Setting, ...]
+    reference: Setting  # the default configuration's value when the set has it
+
+    @property
+    def name(self) -> str:
+        return " / ".join(self.keys)
+
+    def of(self, exp: Experiment) -> Setting:
+        return tuple(exp.params.get(key) for key in self.keys)
+
+    @staticmethod
+    def label(value: Setting) -> str:
+        return " / ".join(str(part) for part in value)
+
+    @property
+    def numeric(self) -> bool:
+        return len(self.keys) == 1 and all(
+            isinstance(v[0], int | float) and not isinstance(v[0], bool) for v in self.values
+        )
+
+
+@dataclass
+class Group:
+    """The experiments of one configuration: the replicates (seeds) of one point."""
+
+    setting: Setting
+    experiments: list[Experiment]
+
+    def values(self, metric: str) -> np.ndarray:
+        found = (exp.metric(EVALUATE, metric) for exp in self.experiments)
+        return np.array([v for v in found if v is not None], dtype=float)
+
+    def mean(self, metric: str) -> float:
+        values = self.values(metric)
+        return float(values.mean()) if len(values) else math.nan
+
+    def sampling_half_width(self, metric: str) -> float | None:
+        """Half-width of the bootstrap interval of the group mean (seeds assumed independent)."""
+        halves = []
+        for exp in self.experiments:
+            low, high = (exp.metric(EVALUATE, f"{metric}_ci95_{side}") for side in ("low", "high"))
+            if low is None or high is None:
+                return None
+            halves.append((high - low) / 2)
+        return math.sqrt(sum(h * h for h in halves)) / len(halves) if halves else None
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Training noise: the spread between seeds, pooled over every group that has several."""
+
+    sd: float | None
+    df: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    index: int  # of the one axis that differs
+    axis: Axis
+    reference: Group
+    changed: Group
+    delta: float  # changed mean - reference mean
+    half_width: float | None  # of the 95% interval of delta
+    basis: str  # "seeds" or "sampling"
+
+    @property
+    def change(self) -> str:
+        new = Axis.label(self.changed.setting[self.index])
+        return f"{self.axis.name}: {Axis.label(self.axis.reference)} -> {new}"
+
+    def context(self, axes: Sequence[Axis]) -> str:
+        """The other axes' values, which both sides share."""
+        shared = [
+            f"{axis.name}={Axis.label(value)}"
+            for i, (axis, value) in enumerate(zip(axes, self.reference.setting, strict=True))
+            if i != self.index
+        ]
+        return ", ".join(shared)
+
+    @property
+    def verdict(self) -> str:
+        if self.half_width is None or math.isnan(self.delta):
+            return "no noise estimate (one seed, no interval)"
+        exceeds = abs(self.delta) > self.half_width
+        if self.basis == "seeds":
+            return "exceeds training noise" if exceeds else "within training noise"
+        if exceeds:
+            return "exceeds sampling noise (training noise unmeasured: one seed)"
+        return "within sampling noise"
+
+
+def varied_axes(
+    experiments: Sequence[Experiment], defaults: Mapping[str, Any], replicate: str = REPLICATE
+) -> list[Axis]:
+    """The params that differ across `experiments`, merged where they always change together."""
+    keys = sorted({key for exp in experiments for key in exp.params} - {replicate})
+    by_partition: dict[tuple[int, ...], list[str]] = {}
+    for key in keys:
+        codes: dict[str, int] = {}
+        partition = tuple(
+            codes.setdefault(repr(exp.params.get(key)), len(codes)) for exp in experiments
+        )
+        if len(codes) > 1:
+            by_partition.setdefault(partition, []).append(key)
+    axes = []
+    for group in by_partition.values():
+        values = sorted({tuple(exp.params.get(k) for k in group) for exp in experiments}, key=repr)
+        if all(isinstance(v[0], int | float) for v in values):
+            values.sort(key=lambda v: v[0])
+        default = tuple(defaults.get(key) for key in group)
+        axes.append(Axis(tuple(group), tuple(values), default if default in values else values[0]))
+    return sorted(axes, key=lambda axis: axis.name)
+
+
+def fixed_settings(
+    experiments: Sequence[Experiment], defaults: Mapping[str, Any], replicate: str = REPLICATE
+) -> dict[str, Any]:
+    """Params the whole set shares but the default configuration does not (e.g. the corruption)."""
+    first = experiments[0].params if experiments else {}
+    return {
+        key: value
+        for key, value in sorted(first.items())
+        if key != replicate
+        and all(exp.params.get(key) == value for exp in experiments)
+        and defaults.get(key) != value
+    }
+
+
+def group(experiments: Iterable[Experiment], axes: Sequence[Axis]) -> list[Group]:
+    groups: dict[Setting, Group] = {}
+    for exp in experiments:
+        setting = tuple(axis.of(exp) for axis in axes)
+        groups.setdefault(setting, Group(setting, [])).experiments.append(exp)
+    return list(groups.values())
+
+
+def pooled_noise(groups: Iterable[Group], metric: str) -> Noise:
+    """Pooled within-group SD of `metric`; assumes every configuration is about as noisy."""
+    squares, df = 0.0, 0
+    for values in (g.values(metric) for g in groups):
+        if len(values) > 1:
+            squares += float(((values - values.mean()) ** 2).sum())
+            df += len(values) - 1
+    return Noise(math.sqrt(squares / df) if df else None, df)
+
+
+def compare(
+    groups: Sequence[Group], axes: Sequence[Axis], metric: str, noise: Noise
+) -> list[Comparison]:
+    """Each configuration against the one that differs only in one axis, set to its reference."""
+    found = []
+    for first, second in combinations(groups, 2):
+        differ = [
+            i for i, (a, b) in enumerate(zip(first.setting, second.setting, strict=True)) if a != b
+        ]
+        if len(differ) != 1:
+            continue
+        axis = axes[differ[0]]
+        for reference, changed in ((first, second), (second, first)):
+            if reference.setting[differ[0]] == axis.reference:
+                found.append(_comparison(differ[0], axis, reference, changed, metric, noise))
+    return sorted(found, key=lambda c: (c.axis.name, repr(c.changed.setting)))
+
+
+def _comparison(
+    index: int, axis: Axis, reference: Group, changed: Group, metric: str, noise: Noise
+) -> Comparison:
+    delta = changed.mean(metric) - reference.mean(metric)
+    n_ref, n_changed = len(reference.values(metric)), len(changed.values(metric))
+    if noise.sd is not None and n_ref and n_changed:
+        half = stats.t.ppf(0.975, noise.df) * noise.sd * math.sqrt(1 / n_ref + 1 / n_changed)
+        return Comparison(index, axis, reference, changed, delta, float(half), "seeds")
+    halves = (reference.sampling_half_width(metric), changed.sampling_half_width(metric))
+    half = math.hypot(*halves) if None not in halves else None
+    return Comparison(index, axis, reference, changed, delta, half, "sampling")

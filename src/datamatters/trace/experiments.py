@@ -1,0 +1,107 @@
+"""The finished experiments of a repository, read through `dvc exp show --json`.
+
+DVC keeps each experiment as a commit under `refs/exps`, with its params, metrics and the
+`dvc.lock` hashes of every output; this module only reads them, so what the report says is what
+DVC recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXP_REF = re.compile(r"^refs/exps/([0-9a-f]{2})/([0-9a-f]{38})/[^/]+$")
+
+
+class TraceError(Exception):
+    """A problem the user can fix; the CLI prints it as one line."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    rev: str  # the experiment's own commit
+    baseline: str  # the commit it was run on
+    timestamp: str
+    params: dict[str, Any]  # params.yaml, flattened to dotted keys
+    metrics: dict[str, dict[str, Any]]  # metrics file -> its values, flattened
+    outs: dict[str, str] = field(default_factory=dict)  # output path -> its dvc.lock hash
+
+    def metric(self, file: str, key: str) -> Any:
+        return self.metrics.get(file, {}).get(key)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+def experiment_baselines(repo: Path) -> list[str]:
+    """Commits that have finished experiments (DVC's refs/exps/<2>/<38>/<name> layout)."""
+    refs = _run(repo, "git", "for-each-ref", "--format=%(refname)", "refs/exps")
+    found = (EXP_REF.match(ref) for ref in refs.splitlines())
+    return sorted({match[1] + match[2] for match in found if match})
+
+
+def load_experiments(repo: Path = Path(".")) -> list[Experiment]:
+    """Every successful experiment in `repo`, on whichever commit it was run."""
+    baselines = experiment_baselines(repo)
+    if not baselines:
+        return []
+    revs = [arg for rev in baselines for arg in ("--rev", rev)]
+    shown = json.loads(_run(repo, "dvc", "exp", "show", "--json", "-n", "1", *revs))
+    return [exp for commit in shown for exp in _experiments_of(commit)]
+
+
+def select(experiments: Iterable[Experiment], name: str) -> list[Experiment]:
+    """A named set: the experiments called `name-...`, as `dvc exp run -n name` names a sweep."""
+    return sorted(
+        (exp for exp in experiments if exp.name.startswith(f"{name}-")),
+        key=lambda exp: _natural(exp.name),
+    )
+
+
+def _experiments_of(commit: Mapping[str, Any]) -> Iterable[Experiment]:
+    for exp in commit.get("experiments") or []:
+        state = (exp.get("executor") or {}).get("state", "success")
+        rev = exp["revs"][0]
+        if state != "success" or rev.get("error") or not rev.get("data"):
+            continue
+        data = rev["data"]
+        yield Experiment(
+            name=exp.get("name") or rev["name"],
+            rev=rev["rev"],
+            baseline=commit["rev"],
+            timestamp=data.get("timestamp") or "",
+            params=flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {})),
+            metrics={
+                path: flatten(values.get("data", {}))
+                for path, values in (data.get("metrics") or {}).items()
+            },
+            outs={path: out["hash"] for path, out in (data.get("outs") or {}).items()},
+        )
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _run(repo: Path, *command: str) -> str:
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True)
+    if done.returncode:
+        raise TraceError(
+            f"`{' '.join(command)}` failed in {repo}: {done.stderr.strip() or done.stdout.strip()}"
+            " (run this in a DVC project's root)"
+        )
+    return done.stdout

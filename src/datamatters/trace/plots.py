@@ -1,0 +1,96 @@
+"""PNG plots for the trace report: each output metric against each numeric knob, and the deltas."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on CI machines
+import matplotlib.pyplot as plt  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from datamatters.atomic import atomic_path  # noqa: E402
+from datamatters.trace.compare import Axis, Comparison, Group, Noise  # noqa: E402
+
+
+def metric_vs_axis(
+    path: Path,
+    title: str,
+    groups: Sequence[Group],
+    axes: Sequence[Axis],
+    x_axis: int,
+    metrics: Sequence[str],
+    noise: dict[str, Noise],
+) -> None:
+    """One panel per metric: a line per setting of the other axes, seeds as dots, 95% bars."""
+    columns = min(3, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    figure, panels = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    lines: dict[tuple, list[Group]] = {}
+    for g in groups:
+        others = tuple(v for i, v in enumerate(g.setting) if i != x_axis)
+        lines.setdefault(others, []).append(g)
+    other_axes = [axis for i, axis in enumerate(axes) if i != x_axis]
+    for panel, metric in zip(panels.flat, metrics, strict=False):
+        for others, members in sorted(lines.items(), key=lambda item: repr(item[0])):
+            members = sorted(members, key=lambda g: g.setting[x_axis][0])
+            xs = [g.setting[x_axis][0] for g in members]
+            label = ", ".join(
+                f"{a.name}={Axis.label(v)}" for a, v in zip(other_axes, others, strict=True)
+            )
+            means = [g.mean(metric) for g in members]
+            bars = [_half_width(g, metric, noise[metric]) for g in members]
+            drawn = panel.errorbar(xs, means, yerr=bars, marker="o", capsize=3, label=label or None)
+            for x, g in zip(xs, members, strict=True):
+                seeds = g.values(metric)
+                panel.scatter([x] * len(seeds), seeds, s=10, alpha=0.5, color=drawn[0].get_color())
+        panel.set_title(metric, fontsize=9)
+        panel.set_xlabel(axes[x_axis].name, fontsize=8)
+        panel.grid(alpha=0.3)
+    for panel in list(panels.flat)[len(metrics) :]:
+        panel.axis("off")
+    handles, labels = panels.flat[0].get_legend_handles_labels()
+    if labels:
+        figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 2), fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout(rect=(0, 0.08 if labels else 0, 1, 0.96))
+    _save(figure, path)
+
+
+def deltas(
+    path: Path, title: str, comparisons: Sequence[Comparison], axes: Sequence[Axis], metric: str
+) -> None:
+    """A bar per comparison: how far the metric moved, with the 95% interval of that move."""
+    height = 1.0 + 0.5 * len(comparisons)
+    figure, panel = plt.subplots(figsize=(7.5, height))
+    labels = [f"{c.change}\n{c.context(axes)}".rstrip() for c in comparisons]
+    values = [c.delta for c in comparisons]
+    errors = [c.half_width or 0.0 for c in comparisons]
+    colors = [
+        "tab:red" if abs(v) > e and e else "tab:gray" for v, e in zip(values, errors, strict=True)
+    ]
+    panel.barh(range(len(values)), values, xerr=errors, color=colors, capsize=3)
+    panel.set_yticks(range(len(values)), labels, fontsize=7)
+    panel.axvline(0, color="black", linewidth=0.8)
+    panel.invert_yaxis()
+    panel.set_xlabel(f"change in {metric} (changed - reference); red: beyond the noise", fontsize=8)
+    panel.set_title(title, fontsize=10)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def _half_width(g: Group, metric: str, noise: Noise) -> float:
+    n = len(g.values(metric))
+    if noise.sd is not None and n:
+        return float(stats.t.ppf(0.975, noise.df) * noise.sd / math.sqrt(n))
+    return g.sampling_half_width(metric) or 0.0
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    plt.close(figure)
