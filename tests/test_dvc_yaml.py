@@ -79,14 +79,38 @@ def test_params_are_exactly_the_sections_the_stage_loads(stage):
     assert sorted(loaded) == sorted(DVC_YAML["stages"][stage]["params"])
 
 
-def test_every_metrics_file_a_stage_writes_is_declared():
-    outs = [
-        next(iter(o)) if isinstance(o, dict) else o
-        for s in DVC_YAML["stages"].values()
-        for o in s["outs"]
-    ]
-    metric_outs = {o for o in outs if o.startswith("metrics/") and o.endswith(".json")}
-    assert metric_outs | {"metrics/train/metrics.json"} == set(DVC_YAML["metrics"])
+def declared(stage: dict, kind: str) -> list[str]:
+    return [next(iter(o)) if isinstance(o, dict) else o for o in stage.get(kind, [])]
+
+
+def test_every_metrics_file_a_stage_writes_is_declared_once():
+    stage_metrics = [m for s in DVC_YAML["stages"].values() for m in declared(s, "metrics")]
+    top_level = DVC_YAML["metrics"]
+    assert len(set(stage_metrics + top_level)) == len(stage_metrics + top_level)
+    assert {*stage_metrics, *top_level} == {
+        f"metrics/{name}.json"
+        for name in (
+            "ingest",
+            "quality",
+            "labeling",
+            "augment",
+            "judge",
+            "evaluate",
+            "train/metrics",
+        )
+    }
+
+
+def test_no_uncached_out_keeps_a_data_stage_from_the_run_cache():
+    """DVC saves no run-cache entry for a stage with an uncached out that is not a metric or a
+    plot; then every seed of a sweep would re-run every data stage."""
+    for name, stage in DVC_YAML["stages"].items():
+        uncached = [o for o in stage.get("outs", []) if isinstance(o, dict) and not _cached(o)]
+        assert name == "train" or not uncached, f"{name}: declare {uncached} under metrics/plots"
+
+
+def _cached(out: dict) -> bool:
+    return next(iter(out.values())).get("cache", True)
 
 
 def test_stage_scripts_import_the_package_of_their_own_workspace(tmp_path):

@@ -101,11 +101,11 @@ class Comparison:
         return f"{self.axis.name}: {Axis.label(self.axis.reference)} -> {new}"
 
     def context(self, axes: Sequence[Axis]) -> str:
-        """The other axes' values, which both sides share."""
+        """The other axes both sides share, where they are off their reference ('' if none)."""
         shared = [
             f"{axis.name}={Axis.label(value)}"
             for i, (axis, value) in enumerate(zip(axes, self.reference.setting, strict=True))
-            if i != self.index
+            if i != self.index and value != axis.reference
         ]
         return ", ".join(shared)
 

@@ -125,6 +125,12 @@ def _set_section(
         for a in t.axes
     )
     fixed = ", ".join(f"`{k}={v}`" for k, v in t.fixed.items()) or "none"
+    interval_metrics = [metric] + [
+        m
+        for m in outputs
+        if m != metric
+        and any(e.metric(EVALUATE, f"{m}_ci95_low") is not None for e in t.experiments)
+    ]
     baselines = ", ".join(sorted({exp.baseline[:7] for exp in t.experiments}))
     lines = [
         f"## Set `{t.name}`: {len(t.experiments)} experiments",
@@ -133,7 +139,7 @@ def _set_section(
         f"- Shared settings that differ from the defaults: {fixed}.",
         f"- Run on commit(s) {baselines}.",
         "",
-        *_points_table(t, metric),
+        *_points_table(t, interval_metrics),
         "",
     ]
     comparisons = compare(t.groups, t.axes, metric, noise[metric])
@@ -148,25 +154,23 @@ def _set_section(
             title = f"{t.name}: output metrics against {axis.name} (mean of seeds, 95% bars)"
             plots.metric_vs_axis(out_dir / png, title, t.groups, t.axes, index, outputs, noise)
             lines += [f"![{t.name}: metrics against {axis.name}]({png})", ""]
-    lines += _experiments_table(t, metric)
+    lines += _experiments_table(t, metric, interval_metrics)
     lines += _issues_table(t)
     return lines
 
 
-def _points_table(t: TracedSet, metric: str) -> list[str]:
-    head = [a.name for a in t.axes]
-    rows = [
-        "| "
-        + " | ".join([*head, "seeds", f"mean {metric}", "per seed [95% sampling interval]"])
-        + " |",
-        "|" + "---|" * (len(head) + 3),
-    ]
+def _points_table(t: TracedSet, metrics: Sequence[str]) -> list[str]:
+    """One row per configuration: the mean over seeds, then each seed's value and interval."""
+    head = [*(a.name for a in t.axes), "seeds"]
+    for metric in metrics:
+        head += [f"mean {metric}", "per seed [95% sampling interval]"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g in sorted(t.groups, key=lambda g: repr(g.setting)):
-        per_seed = "; ".join(_with_interval(exp, metric) for exp in g.experiments)
-        cells = [Axis.label(v) for v in g.setting]
-        rows.append(
-            f"| {' | '.join([*cells, str(len(g.experiments)), _num(g.mean(metric)), per_seed])} |"
-        )
+        cells = [*(Axis.label(v) for v in g.setting), str(len(g.experiments))]
+        for metric in metrics:
+            per_seed = "; ".join(_with_interval(exp, metric) for exp in g.experiments)
+            cells += [_num(g.mean(metric)), per_seed]
+        rows.append(f"| {' | '.join(cells)} |")
     return rows
 
 
@@ -174,7 +178,8 @@ def _comparisons_table(t: TracedSet, comparisons: Sequence[Comparison], metric: 
     rows = [
         f"Each change against the reference configuration that differs from it in that one axis. "
         f"Delta is the changed mean minus the reference mean of `{metric}`; in an ablation "
-        "(one filter off at a time) it is what that filter was buying.",
+        "(one filter off at a time) it is what that filter was buying. *With* names the other "
+        "axes where they are not at their reference value.",
         "",
         "| change | with | seeds (ref, changed) | delta | 95% interval | verdict |",
         "|---|---|---|---|---|---|",
@@ -193,7 +198,7 @@ def _comparisons_table(t: TracedSet, comparisons: Sequence[Comparison], metric: 
     return rows
 
 
-def _experiments_table(t: TracedSet, metric: str) -> list[str]:
+def _experiments_table(t: TracedSet, metric: str, interval_metrics: Sequence[str]) -> list[str]:
     knobs = [a.name for a in t.axes]
     head = [
         "experiment",
@@ -206,7 +211,7 @@ def _experiments_table(t: TracedSet, metric: str) -> list[str]:
         "training images",
         "training set md5",
         "checkpoint md5",
-        f"{metric} [95%]",
+        *(f"{m} [95%]" for m in interval_metrics),
         "precision / recall",
     ]
     rows = [
@@ -233,7 +238,7 @@ def _experiments_table(t: TracedSet, metric: str) -> list[str]:
             _num(exp.metric(AUGMENT, "training_images")),
             f"`{exp.outs.get(TRAINING_SET, '-')[:12]}`",
             f"`{exp.outs.get(CHECKPOINT, '-')[:12]}`",
-            _with_interval(exp, metric),
+            *(_with_interval(exp, m) for m in interval_metrics),
             f"{_num(exp.metric(EVALUATE, f'precision_{kind}'), 3)} / "
             f"{_num(exp.metric(EVALUATE, f'recall_{kind}'), 3)}",
         ]

@@ -1,0 +1,165 @@
+"""The trace report's statistics and tables, on experiments built in memory.
+
+The end-to-end path (a real queued sweep, `dvc exp show`, lineage from DVC's cache and
+`dvc plots diff`) is in tests/test_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats
+
+from datamatters.trace.ablation import ablation_arms, ablation_commands
+from datamatters.trace.compare import (
+    EVALUATE,
+    compare,
+    fixed_settings,
+    group,
+    pooled_noise,
+    varied_axes,
+)
+from datamatters.trace.experiments import Experiment, TraceError, flatten, select
+from datamatters.trace.lineage import used_by
+from datamatters.trace.report import write_trace
+
+DEFAULTS = {"ingest.corrupt.mixed": 0.0, "quality.enabled": True, "labeling.audit.enabled": True}
+
+
+def experiment(
+    name: str, mixed: float, filters: bool, seed: int, fid: float, **extra
+) -> Experiment:
+    params = {
+        "ingest.corrupt.mixed": mixed,
+        "quality.enabled": filters,
+        "labeling.audit.enabled": filters,
+        "train.seed": seed,
+        **extra,
+    }
+    metrics = {
+        EVALUATE: {
+            "fid_judge_1k": fid,
+            "fid_judge_1k_ci95_low": fid - 2,
+            "fid_judge_1k_ci95_high": fid + 2,
+        },
+        "metrics/quality.json": {"kept_fraction": 0.9, "blur_flagged": 3},
+    }
+    outs = {"data/augmented": f"{seed:0>32}.dir", "models/generator.pt": "ab" * 16}
+    return Experiment(name, f"{seed}" * 40, "c" * 40, "2026-11-28T20:00:00", params, metrics, outs)
+
+
+@pytest.fixture
+def sweep() -> list[Experiment]:
+    """2 corruption levels x filters on/off x 2 seeds; seed spread 2 everywhere."""
+    fids = {(0.0, True): 50, (0.0, False): 51, (0.3, True): 60, (0.3, False): 100}
+    return [
+        experiment(f"sweep-{2 * i + seed + 1}", mixed, filters, seed, fid + (1.0 if seed else -1.0))
+        for i, ((mixed, filters), fid) in enumerate(fids.items())
+        for seed in (0, 1)
+    ]
+
+
+def test_axes_merge_params_that_always_change_together(sweep):
+    axes = varied_axes(sweep, DEFAULTS)
+    assert [a.keys for a in axes] == [
+        ("ingest.corrupt.mixed",),
+        ("labeling.audit.enabled", "quality.enabled"),
+    ]
+    assert axes[0].numeric and not axes[1].numeric
+    assert axes[0].values == ((0.0,), (0.3,)) and axes[1].reference == (True, True)
+
+
+def test_pooled_noise_is_the_within_configuration_spread(sweep):
+    groups = group(sweep, varied_axes(sweep, DEFAULTS))
+    noise = pooled_noise(groups, "fid_judge_1k")
+    assert noise.df == 4 and noise.sd == pytest.approx(math.sqrt(2))
+
+
+def test_comparisons_change_one_axis_from_its_reference(sweep):
+    axes = varied_axes(sweep, DEFAULTS)
+    groups = group(sweep, axes)
+    noise = pooled_noise(groups, "fid_judge_1k")
+    found = {(c.change, c.context(axes)): c for c in compare(groups, axes, "fid_judge_1k", noise)}
+    assert len(found) == 4
+    damage = found[
+        (
+            "ingest.corrupt.mixed: 0.0 -> 0.3",
+            "labeling.audit.enabled / quality.enabled=False / False",
+        )
+    ]
+    assert damage.delta == pytest.approx(49.0) and damage.verdict == "exceeds training noise"
+    half = stats.t.ppf(0.975, 4) * math.sqrt(2) * math.sqrt(1 / 2 + 1 / 2)
+    assert damage.half_width == pytest.approx(half)
+    clean = found[("labeling.audit.enabled / quality.enabled: True / True -> False / False", "")]
+    assert clean.delta == pytest.approx(1.0) and clean.verdict == "within training noise"
+
+
+def test_without_seeds_verdicts_fall_back_to_sampling_intervals_and_say_so():
+    exps = [experiment("one-a", 0.0, True, 0, 50.0), experiment("one-b", 0.3, True, 0, 60.0)]
+    axes = varied_axes(exps, DEFAULTS)
+    groups = group(exps, axes)
+    noise = pooled_noise(groups, "fid_judge_1k")
+    (comparison,) = compare(groups, axes, "fid_judge_1k", noise)
+    assert noise.sd is None and comparison.basis == "sampling"
+    assert comparison.half_width == pytest.approx(math.hypot(2, 2))
+    assert comparison.verdict.startswith("exceeds sampling noise (training noise unmeasured")
+
+
+def test_fixed_settings_are_the_shared_departures_from_the_defaults(sweep):
+    shared = [experiment(e.name, 0.2, True, 0, 1.0, **{"eval.samples": 9}) for e in sweep[:2]]
+    assert fixed_settings(shared, DEFAULTS | {"eval.samples": 1}) == {
+        "eval.samples": 9,
+        "ingest.corrupt.mixed": 0.2,
+    }
+
+
+def test_sets_are_selected_by_name_in_natural_order(sweep):
+    others = [experiment("sweeping-1", 0, True, 0, 1.0), experiment("sweep-10", 0, True, 0, 1.0)]
+    names = [e.name for e in select([*others, *sweep], "sweep")]
+    assert names == [*(f"sweep-{i}" for i in range(1, 9)), "sweep-10"]
+
+
+def test_used_by_finds_every_experiment_with_a_hash_prefix(sweep):
+    found = used_by(sweep, "abababab")
+    assert {exp.name for exp, _ in found} == {e.name for e in sweep}
+    assert {path for _, path in found} == {"models/generator.pt"}
+    with pytest.raises(TraceError, match="at least 6"):
+        used_by(sweep, "ab")
+
+
+def test_report_has_rows_verdicts_and_plots(sweep, tmp_path):
+    report = write_trace(sweep, ["sweep"], DEFAULTS, tmp_path, "fid_judge_1k")
+    text = report.read_text()
+    assert "Training noise in `fid_judge_1k`" in text and "(4 degrees of freedom)" in text
+    assert text.count("exceeds training noise") >= 2 and "within training noise" in text
+    assert "| sweep-1 | 0.0 | True / True | 0 | 90.0% |" in text
+    assert "49.0 [47.0, 51.0]" in text, "each run's sampling interval is shown"
+    for png in ("sweep_deltas.png", "sweep_ingest.corrupt.mixed.png"):
+        assert (tmp_path / png).stat().st_size > 10_000 and f"]({png})" in text
+    with pytest.raises(TraceError, match="no finished experiment is named 'other-...'"):
+        write_trace(sweep, ["other"], DEFAULTS, tmp_path, "fid_judge_1k")
+    with pytest.raises(TraceError, match="pick one of: fid_judge_1k"):
+        write_trace(sweep, ["sweep"], DEFAULTS, tmp_path, "fid_inception_500")
+
+
+def test_flatten_dots_nested_keys():
+    assert flatten({"a": {"b": 1, "c": {"d": [2]}}, "e": None}) == {
+        "a.b": 1,
+        "a.c.d": [2],
+        "e": None,
+    }
+
+
+def test_ablation_switches_off_each_filter_once_and_skips_undecodable():
+    arms = ablation_arms(["ingest.corrupt.mixed=0.2", "quality.checks.blur.enabled=false"])
+    assert arms["label_audit-off"] == "labeling.audit.enabled=false"
+    assert arms["noise-off"] == "quality.checks.noise.enabled=false"
+    assert "blur-off" not in arms and "undecodable-off" not in arms
+    commands = ablation_commands("abl", ["ingest.corrupt.mixed=0.2"], [0], [0, 1])
+    names = [command[command.index("-n") + 1] for command in commands]
+    assert names[:2] == ["abl-all-on-s0", "abl-all-on-s1"] and len(names) == 2 + len(
+        ablation_arms()
+    )
+    assert all(command[:4] == ["dvc", "exp", "run", "--queue"] for command in commands)
+    assert ablation_arms(["filters=none"]) == {}
