@@ -157,7 +157,9 @@ def test_sweep_trace_lineage_both_ways_and_plots_diff(project):
     assert all(f"| grid-{i} |" in report for i in range(1, 5))
     assert "training noise unmeasured" in report or "within sampling noise" in report
     assert (project / "reports" / "grid_ingest.corrupt.mixed.png").stat().st_size > 0
-    rev = sh(project, "git", "for-each-ref", "--format=%(objectname)", "refs/exps/*/grid-3").strip()
+    rev = sh(
+        project, "git", "for-each-ref", "--format=%(objectname)", "refs/exps/*/*/grid-3"
+    ).strip()
     lock = yaml.safe_load(sh(project, "git", "show", f"{rev}:dvc.lock"))
     (augmented,) = [
         o["md5"] for o in lock["stages"]["augment"]["outs"] if o["path"] == "data/augmented"

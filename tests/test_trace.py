@@ -7,6 +7,7 @@ The end-to-end path (a real queued sweep, `dvc exp show`, lineage from DVC's cac
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from scipy import stats
@@ -45,7 +46,8 @@ def experiment(
         },
         "metrics/quality.json": {"kept_fraction": 0.9, "blur_flagged": 3},
     }
-    outs = {"data/augmented": f"{seed:0>32}.dir", "models/generator.pt": "ab" * 16}
+    training_set = f"{mixed}{filters}".replace(".", "").ljust(32, "0")  # one per configuration
+    outs = {"data/augmented": f"{training_set}.dir", "models/generator.pt": "ab" * 16}
     return Experiment(name, f"{seed}" * 40, "c" * 40, "2026-11-28T20:00:00", params, metrics, outs)
 
 
@@ -89,7 +91,7 @@ def test_comparisons_change_one_axis_from_its_reference(sweep):
         )
     ]
     assert damage.delta == pytest.approx(49.0) and damage.verdict == "exceeds training noise"
-    half = stats.t.ppf(0.975, 4) * math.sqrt(2) * math.sqrt(1 / 2 + 1 / 2)
+    half = stats.t.ppf(1 - 0.025 / 4, 4) * math.sqrt(2) * math.sqrt(1 / 2 + 1 / 2)
     assert damage.half_width == pytest.approx(half)
     clean = found[("labeling.audit.enabled / quality.enabled: True / True -> False / False", "")]
     assert clean.delta == pytest.approx(1.0) and clean.verdict == "within training noise"
@@ -129,18 +131,19 @@ def test_used_by_finds_every_experiment_with_a_hash_prefix(sweep):
 
 
 def test_report_has_rows_verdicts_and_plots(sweep, tmp_path):
-    report = write_trace(sweep, ["sweep"], DEFAULTS, tmp_path, "fid_judge_1k")
+    report = write_trace(sweep, ["sweep"], DEFAULTS, tmp_path)
     text = report.read_text()
-    assert "Training noise in `fid_judge_1k`" in text and "(4 degrees of freedom)" in text
+    assert "(4 degrees of freedom): `fid_judge_1k` 1.414" in text
     assert text.count("exceeds training noise") >= 2 and "within training noise" in text
+    assert "| differs |" in text and "| identical |" not in text
     assert "| sweep-1 | 0.0 | True / True | 0 | 90.0% |" in text
     assert "49.0 [47.0, 51.0]" in text, "each run's sampling interval is shown"
-    for png in ("sweep_deltas.png", "sweep_ingest.corrupt.mixed.png"):
+    for png in ("sweep_deltas_fid_judge_1k.png", "sweep_ingest.corrupt.mixed.png"):
         assert (tmp_path / png).stat().st_size > 10_000 and f"]({png})" in text
     with pytest.raises(TraceError, match="no finished experiment is named 'other-...'"):
-        write_trace(sweep, ["other"], DEFAULTS, tmp_path, "fid_judge_1k")
+        write_trace(sweep, ["other"], DEFAULTS, tmp_path, ["fid_judge_1k"])
     with pytest.raises(TraceError, match="pick one of: fid_judge_1k"):
-        write_trace(sweep, ["sweep"], DEFAULTS, tmp_path, "fid_inception_500")
+        write_trace(sweep, ["sweep"], DEFAULTS, tmp_path, ["fid_inception_500"])
 
 
 def test_flatten_dots_nested_keys():
@@ -163,3 +166,16 @@ def test_ablation_switches_off_each_filter_once_and_skips_undecodable():
     )
     assert all(command[:4] == ["dvc", "exp", "run", "--queue"] for command in commands)
     assert ablation_arms(["filters=none"]) == {}
+
+
+def test_a_run_repeated_in_another_set_counts_once_and_is_checked_for_determinism(sweep, tmp_path):
+    original = sweep[0]
+    repeat = replace(original, name="again-1", rev="f" * 40)
+    changed = replace(sweep[1], name="again-2", rev="e" * 40, outs={})
+    report = write_trace(
+        [*sweep, repeat, changed], ["sweep", "again"], DEFAULTS, tmp_path, ["fid_judge_1k"]
+    )
+    text = report.read_text()
+    assert "(4 degrees of freedom)" in text, "the repeats add no replicate"
+    assert "`again-1` repeats `sweep-1`: identical checkpoint md5." in text
+    assert "`again-2` repeats `sweep-2`: **different checkpoint md5**." in text

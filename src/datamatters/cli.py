@@ -75,7 +75,7 @@ def _trace(args: argparse.Namespace) -> int:
     from datamatters.trace.report import write_trace
 
     defaults = flatten(OmegaConf.to_container(OmegaConf.load(args.params)))
-    report = write_trace(load_experiments(), args.sets, defaults, args.out, args.metric)
+    report = write_trace(load_experiments(), args.sets, defaults, args.out, args.metric or ())
     print(f"wrote {report}")
     return 0
 
@@ -95,6 +95,8 @@ def _lineage(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     removed.to_csv(out, index=False)
     print(f"{len(removed)} images kept out of training, by reason:")
+    if "injected" in removed:
+        print(f"  ({int(removed['injected'].notna().sum())} of them carried injected corruption)")
     for reason, count in removed["issues"].value_counts().items():
         print(f"  {count:>6}  {reason}")
     print(f"wrote {out}")
@@ -162,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         "trace", help="write reports/trace.md: experiment sets from data knobs to output metrics"
     )
     trace.add_argument("sets", nargs="+", help="set names: the -n of `dvc exp run -n NAME`")
-    trace.add_argument("--metric", default="fid_judge_1k", help="the metric verdicts are about")
+    trace.add_argument(
+        "--metric",
+        action="append",
+        help="a metric to give verdicts on (repeatable; default: the judge FID); the first leads",
+    )
     trace.add_argument("--out", type=Path, default=Path("reports"))
     trace.add_argument(
         "--params", type=Path, default=PARAMS_FILE, help="the defaults that knobs are compared to"

@@ -92,7 +92,7 @@ class Comparison:
     reference: Group
     changed: Group
     delta: float  # changed mean - reference mean
-    half_width: float | None  # of the 95% interval of delta
+    half_width: float | None  # of the simultaneous 95% interval of delta
     basis: str  # "seeds" or "sampling"
 
     @property
@@ -179,29 +179,55 @@ def pooled_noise(groups: Iterable[Group], metric: str) -> Noise:
 def compare(
     groups: Sequence[Group], axes: Sequence[Axis], metric: str, noise: Noise
 ) -> list[Comparison]:
-    """Each configuration against the one that differs only in one axis, set to its reference."""
-    found = []
+    """Each configuration against the one that differs only in one axis, set to its reference.
+
+    The intervals are simultaneous (Bonferroni over the set's comparisons): a sweep makes many
+    comparisons, and at 95% each, one in twenty differences of pure noise would be called real.
+    """
+    pairs = []
     for first, second in combinations(groups, 2):
         differ = [
             i for i, (a, b) in enumerate(zip(first.setting, second.setting, strict=True)) if a != b
         ]
         if len(differ) != 1:
             continue
-        axis = axes[differ[0]]
         for reference, changed in ((first, second), (second, first)):
-            if reference.setting[differ[0]] == axis.reference:
-                found.append(_comparison(differ[0], axis, reference, changed, metric, noise))
+            if reference.setting[differ[0]] == axes[differ[0]].reference:
+                pairs.append((differ[0], reference, changed))
+    tail = 1 - 0.025 / max(len(pairs), 1)
+    found = [
+        _comparison(index, axes[index], reference, changed, metric, noise, tail)
+        for index, reference, changed in pairs
+    ]
     return sorted(found, key=lambda c: (c.axis.name, repr(c.changed.setting)))
 
 
 def _comparison(
-    index: int, axis: Axis, reference: Group, changed: Group, metric: str, noise: Noise
+    index: int,
+    axis: Axis,
+    reference: Group,
+    changed: Group,
+    metric: str,
+    noise: Noise,
+    tail: float,
 ) -> Comparison:
     delta = changed.mean(metric) - reference.mean(metric)
     n_ref, n_changed = len(reference.values(metric)), len(changed.values(metric))
     if noise.sd is not None and n_ref and n_changed:
-        half = stats.t.ppf(0.975, noise.df) * noise.sd * math.sqrt(1 / n_ref + 1 / n_changed)
-        return Comparison(index, axis, reference, changed, delta, float(half), "seeds")
+        spread = noise.sd * math.sqrt(1 / n_ref + 1 / n_changed)
+        return Comparison(
+            index,
+            axis,
+            reference,
+            changed,
+            delta,
+            float(stats.t.ppf(tail, noise.df) * spread),
+            "seeds",
+        )
     halves = (reference.sampling_half_width(metric), changed.sampling_half_width(metric))
-    half = math.hypot(*halves) if None not in halves else None
-    return Comparison(index, axis, reference, changed, delta, half, "sampling")
+    if None in halves:
+        return Comparison(index, axis, reference, changed, delta, None, "sampling")
+    widen = stats.norm.ppf(tail) / stats.norm.ppf(0.975)  # the bootstrap intervals are 95% each
+    return Comparison(
+        index, axis, reference, changed, delta, math.hypot(*halves) * widen, "sampling"
+    )

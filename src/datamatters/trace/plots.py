@@ -65,7 +65,7 @@ def deltas(
 ) -> None:
     """A bar per comparison: how far the metric moved, with the 95% interval of that move."""
     height = 1.0 + 0.5 * len(comparisons)
-    figure, panel = plt.subplots(figsize=(7.5, height))
+    figure, panel = plt.subplots(figsize=(8, height))
     labels = [f"{c.change}\n{c.context(axes)}".rstrip() for c in comparisons]
     values = [c.delta for c in comparisons]
     errors = [c.half_width or 0.0 for c in comparisons]
@@ -92,5 +92,5 @@ def _half_width(g: Group, metric: str, noise: Noise) -> float:
 def _save(figure: plt.Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)

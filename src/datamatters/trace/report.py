@@ -47,20 +47,29 @@ def write_trace(
     set_names: Sequence[str],
     defaults: Mapping[str, Any],
     out_dir: Path,
-    metric: str,
+    metrics: Sequence[str] = (),
 ) -> Path:
-    """Write `out_dir/trace.md` and its PNGs for the named sets; returns the report's path."""
+    """Write `out_dir/trace.md` and its PNGs for the named sets; returns the report's path.
+
+    Verdicts are given for each of `metrics` (default: the judge FID, at whatever sample count
+    the runs used); the first is the one the tables lead with.
+    """
     traced = [_trace_set(experiments, name, defaults) for name in set_names]
     outputs = sorted({m for t in traced for exp in t.experiments for m in _outputs(exp)})
-    if metric not in outputs:
-        raise TraceError(
-            f"metric '{metric}' is in none of these experiments' {EVALUATE}; "
-            f"pick one of: {', '.join(outputs)}"
-        )
-    noise = {m: pooled_noise([g for t in traced for g in t.groups], m) for m in outputs}
-    lines = _header(traced, metric, noise[metric])
+    judge_fid = [m for m in outputs if m.startswith("fid_judge_") and "class" not in m]
+    metrics = list(metrics) or judge_fid[:1] or outputs[:1]
+    for metric in metrics:
+        if metric not in outputs:
+            raise TraceError(
+                f"metric '{metric}' is in none of these experiments' {EVALUATE}; "
+                f"pick one of: {', '.join(outputs)}"
+            )
+    members = [exp for t in traced for exp in t.experiments]
+    runs, repeats = _distinct_runs(members)
+    noise = {m: pooled_noise(_configurations(runs), m) for m in outputs}
+    lines = _header(traced, metrics, noise) + _repeats_lines(repeats)
     for t in traced:
-        lines += _set_section(t, metric, outputs, noise, out_dir)
+        lines += _set_section(t, metrics, outputs, noise, out_dir)
     lines += _lineage_section(traced)
     report = out_dir / "trace.md"
     write_text(report, "\n".join(lines) + "\n")
@@ -81,6 +90,45 @@ def _trace_set(
     return TracedSet(name, members, axes, group(members, axes), fixed_settings(members, defaults))
 
 
+def _distinct_runs(
+    experiments: Sequence[Experiment],
+) -> tuple[list[Experiment], list[tuple[Experiment, Experiment]]]:
+    """Each run once: an experiment with the params and seed of an earlier one (a set's baseline
+    that another set also ran) is the same computation, not another replicate."""
+    first: dict[tuple, Experiment] = {}
+    repeats = []
+    for exp in experiments:
+        original = first.setdefault(_params_key(exp.params), exp)
+        if original is not exp:
+            repeats.append((original, exp))
+    return list(first.values()), repeats
+
+
+def _configurations(runs: Sequence[Experiment]) -> list[Group]:
+    """Runs grouped by everything but the seed: the groups training noise is pooled over."""
+    configs: dict[tuple, Group] = {}
+    for exp in runs:
+        params = {k: v for k, v in exp.params.items() if k != REPLICATE}
+        configs.setdefault(_params_key(params), Group((), [])).experiments.append(exp)
+    return list(configs.values())
+
+
+def _params_key(params: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((key, repr(value)) for key, value in params.items()))
+
+
+def _repeats_lines(repeats: Sequence[tuple[Experiment, Experiment]]) -> list[str]:
+    """Runs that repeat another exactly are a free determinism check: same checkpoint md5?"""
+    if not repeats:
+        return []
+    lines = ["Runs that repeat another's params and seed (counted once in the noise estimate):", ""]
+    for original, repeat in repeats:
+        same = original.outs.get(CHECKPOINT) == repeat.outs.get(CHECKPOINT)
+        verdict = "identical checkpoint md5" if same else "**different checkpoint md5**"
+        lines.append(f"- `{repeat.name}` repeats `{original.name}`: {verdict}.")
+    return [*lines, ""]
+
+
 def _outputs(exp: Experiment) -> list[str]:
     return [
         key
@@ -89,27 +137,32 @@ def _outputs(exp: Experiment) -> list[str]:
     ]
 
 
-def _header(traced: Sequence[TracedSet], metric: str, noise: Noise) -> list[str]:
+def _header(
+    traced: Sequence[TracedSet], metrics: Sequence[str], noise: Mapping[str, Noise]
+) -> list[str]:
     count = sum(len(t.experiments) for t in traced)
-    names = " ".join(t.name for t in traced)
-    if noise.sd is None:
+    command = " ".join(
+        ["datamatters trace", *(t.name for t in traced), *(f"--metric {m}" for m in metrics)]
+    )
+    measured = [f"`{m}` {noise[m].sd:.4g}" for m in metrics if noise[m].sd is not None]
+    if not measured:
         noise_line = (
             "No configuration has several seeds, so training noise is unmeasured: verdicts use "
             "the bootstrap intervals of the generated samples, which understate it."
         )
     else:
         noise_line = (
-            f"Training noise in `{metric}`: the spread between seeds of one configuration, pooled "
-            f"over every configuration with several, is SD {noise.sd:.2f} ({noise.df} degrees of "
-            "freedom). A difference exceeds it when its 95% interval, "
-            "t(df) x SD x sqrt(1/n1 + 1/n2), excludes zero."
+            "Training noise, the standard deviation between seeds of one configuration pooled "
+            f"over every configuration with several ({noise[metrics[0]].df} degrees of freedom): "
+            f"{', '.join(measured)}. A difference exceeds it when its interval, "
+            "t x SD x sqrt(1/n1 + 1/n2), excludes zero; t is taken at 1 - 0.025/m for a set of m "
+            "comparisons (Bonferroni), so the intervals hold at 95% for the whole set at once."
         )
     return [
         "# Trace: data quality to output quality",
         "",
-        f"Written by `datamatters trace {names}` from {count} finished experiments "
-        "(`dvc exp show`). Primary metric: "
-        f"`{metric}` (lower is better for FID and KID).",
+        f"Written by `{command}` from {count} finished experiments (`dvc exp show`). Lower is "
+        "better for FID and KID, higher for precision, recall, density, coverage and IS.",
         "",
         noise_line,
         "",
@@ -117,8 +170,13 @@ def _header(traced: Sequence[TracedSet], metric: str, noise: Noise) -> list[str]
 
 
 def _set_section(
-    t: TracedSet, metric: str, outputs: Sequence[str], noise: Mapping[str, Noise], out_dir: Path
+    t: TracedSet,
+    metrics: Sequence[str],
+    outputs: Sequence[str],
+    noise: Mapping[str, Noise],
+    out_dir: Path,
 ) -> list[str]:
+    metric = metrics[0]
     axes = ", ".join(
         f"`{a.name}` ({', '.join(Axis.label(v) for v in a.values)}; "
         f"reference {Axis.label(a.reference)})"
@@ -139,15 +197,17 @@ def _set_section(
         f"- Shared settings that differ from the defaults: {fixed}.",
         f"- Run on commit(s) {baselines}.",
         "",
-        *_points_table(t, interval_metrics),
+        *_points_table(t, [*interval_metrics, *(m for m in metrics if m not in interval_metrics)]),
         "",
     ]
-    comparisons = compare(t.groups, t.axes, metric, noise[metric])
-    if comparisons:
-        lines += _comparisons_table(t, comparisons, metric)
-        png = f"{t.name}_deltas.png"
-        plots.deltas(out_dir / png, f"{t.name}: change in {metric}", comparisons, t.axes, metric)
-        lines += ["", f"![{t.name}: changes in {metric}]({png})", ""]
+    for verdict_metric in metrics:
+        comparisons = compare(t.groups, t.axes, verdict_metric, noise[verdict_metric])
+        if comparisons:
+            lines += _comparisons_table(t, comparisons, verdict_metric)
+            png = f"{t.name}_deltas_{verdict_metric}.png"
+            title = f"{t.name}: change in {verdict_metric}"
+            plots.deltas(out_dir / png, title, comparisons, t.axes, verdict_metric)
+            lines += ["", f"![{title}]({png})", ""]
     for index, axis in enumerate(t.axes):
         if axis.numeric:
             png = f"{t.name}_{axis.name}.png"
@@ -169,33 +229,46 @@ def _points_table(t: TracedSet, metrics: Sequence[str]) -> list[str]:
         cells = [*(Axis.label(v) for v in g.setting), str(len(g.experiments))]
         for metric in metrics:
             per_seed = "; ".join(_with_interval(exp, metric) for exp in g.experiments)
-            cells += [_num(g.mean(metric)), per_seed]
+            cells += [_num(g.mean(metric), _digits(metric)), per_seed]
         rows.append(f"| {' | '.join(cells)} |")
     return rows
 
 
 def _comparisons_table(t: TracedSet, comparisons: Sequence[Comparison], metric: str) -> list[str]:
     rows = [
+        f"#### Verdicts on `{metric}`",
+        "",
         f"Each change against the reference configuration that differs from it in that one axis. "
         f"Delta is the changed mean minus the reference mean of `{metric}`; in an ablation "
         "(one filter off at a time) it is what that filter was buying. *With* names the other "
-        "axes where they are not at their reference value.",
+        "axes where they are not at their reference value. *Training set* says whether the "
+        "change altered the training data at all (its `dvc.lock` md5).",
         "",
-        "| change | with | seeds (ref, changed) | delta | 95% interval | verdict |",
-        "|---|---|---|---|---|---|",
+        "| change | with | training set | seeds (ref, changed) | delta "
+        "| simultaneous 95% interval | verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
+    digits = _digits(metric)
     for c in comparisons:
         interval = (
-            f"{_num(c.delta - c.half_width)} to {_num(c.delta + c.half_width)}"
+            f"{_num(c.delta - c.half_width, digits)} to {_num(c.delta + c.half_width, digits)}"
             if c.half_width is not None
             else "n/a"
         )
         seeds = f"{len(c.reference.experiments)}, {len(c.changed.experiments)}"
+        delta = _num(c.delta, digits, sign=True)
         rows.append(
-            f"| {c.change} | {c.context(t.axes) or '-'} | {seeds} | {_num(c.delta, sign=True)} "
-            f"| {interval} | {c.verdict} |"
+            f"| {c.change} | {c.context(t.axes) or '-'} | {_training_set_change(c)} | {seeds} "
+            f"| {delta} | {interval} | {c.verdict} |"
         )
     return rows
+
+
+def _training_set_change(c: Comparison) -> str:
+    """'identical' when the change left the training data byte-for-byte as it was."""
+    changed = {exp.outs.get(TRAINING_SET) for exp in c.changed.experiments}
+    reference = {exp.outs.get(TRAINING_SET) for exp in c.reference.experiments}
+    return "identical" if None not in changed and changed <= reference else "differs"
 
 
 def _experiments_table(t: TracedSet, metric: str, interval_metrics: Sequence[str]) -> list[str]:
@@ -288,9 +361,10 @@ def _lineage_section(traced: Sequence[TracedSet]) -> list[str]:
 def _with_interval(exp: Experiment, metric: str) -> str:
     value = exp.metric(EVALUATE, metric)
     low, high = (exp.metric(EVALUATE, f"{metric}_ci95_{side}") for side in ("low", "high"))
+    digits = _digits(metric)
     if low is None or high is None:
-        return _num(value)
-    return f"{_num(value)} [{_num(low)}, {_num(high)}]"
+        return _num(value, digits)
+    return f"{_num(value, digits)} [{_num(low, digits)}, {_num(high, digits)}]"
 
 
 def _num(value: Any, digits: int = 1, sign: bool = False) -> str:
@@ -299,6 +373,11 @@ def _num(value: Any, digits: int = 1, sign: bool = False) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _digits(metric: str) -> int:
+    """FID and KID live in the tens; fractions (precision, coverage) need three decimals."""
+    return 1 if metric.startswith(("fid_", "kid_")) else 3
 
 
 def _percent(value: Any) -> str:
