@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("sets", nargs="+")
     args = parser.parse_args()
 
-    experiments = [exp for name in args.sets for exp in select(load_experiments(), name)]
+    everything = load_experiments()
+    experiments = [exp for name in args.sets for exp in select(everything, name)]
     seconds, runs, skipped = Counter(), Counter(), Counter()
     busy = 0.0
     for exp in experiments:

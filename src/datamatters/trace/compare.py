@@ -166,6 +166,33 @@ def group(experiments: Iterable[Experiment], axes: Sequence[Axis]) -> list[Group
     return list(groups.values())
 
 
+def distinct_runs(
+    experiments: Sequence[Experiment],
+) -> tuple[list[Experiment], list[tuple[Experiment, Experiment]]]:
+    """Each run once: an experiment with the params and seed of an earlier one (a set's baseline
+    that another set also ran) is the same computation, not another replicate."""
+    first: dict[tuple, Experiment] = {}
+    repeats = []
+    for exp in experiments:
+        original = first.setdefault(params_key(exp.params), exp)
+        if original is not exp:
+            repeats.append((original, exp))
+    return list(first.values()), repeats
+
+
+def configurations(runs: Sequence[Experiment]) -> list[Group]:
+    """Runs grouped by everything but the seed: the groups training noise is pooled over."""
+    configs: dict[tuple, Group] = {}
+    for exp in runs:
+        params = {k: v for k, v in exp.params.items() if k != REPLICATE}
+        configs.setdefault(params_key(params), Group((), [])).experiments.append(exp)
+    return list(configs.values())
+
+
+def params_key(params: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((key, repr(value)) for key, value in params.items()))
+
+
 def pooled_noise(groups: Iterable[Group], metric: str) -> Noise:
     """Pooled within-group SD of `metric`; assumes every configuration is about as noisy."""
     squares, df = 0.0, 0
@@ -215,19 +242,10 @@ def _comparison(
     n_ref, n_changed = len(reference.values(metric)), len(changed.values(metric))
     if noise.sd is not None and n_ref and n_changed:
         spread = noise.sd * math.sqrt(1 / n_ref + 1 / n_changed)
-        return Comparison(
-            index,
-            axis,
-            reference,
-            changed,
-            delta,
-            float(stats.t.ppf(tail, noise.df) * spread),
-            "seeds",
-        )
-    halves = (reference.sampling_half_width(metric), changed.sampling_half_width(metric))
-    if None in halves:
-        return Comparison(index, axis, reference, changed, delta, None, "sampling")
-    widen = stats.norm.ppf(tail) / stats.norm.ppf(0.975)  # the bootstrap intervals are 95% each
-    return Comparison(
-        index, axis, reference, changed, delta, math.hypot(*halves) * widen, "sampling"
-    )
+        half, basis = float(stats.t.ppf(tail, noise.df) * spread), "seeds"
+    else:
+        halves = (reference.sampling_half_width(metric), changed.sampling_half_width(metric))
+        widen = stats.norm.ppf(tail) / stats.norm.ppf(0.975)  # the bootstrap intervals are 95%
+        half = None if None in halves else math.hypot(*halves) * widen
+        basis = "sampling"
+    return Comparison(index, axis, reference, changed, delta, half, basis)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The outputs that say which data a model saw and which model it was (their dvc.lock hashes).
+TRAINING_SET, CHECKPOINT = "data/augmented", "models/generator.pt"
 EXP_REF = re.compile(r"^refs/exps/([0-9a-f]{2})/([0-9a-f]{38})/[^/]+$")
 
 

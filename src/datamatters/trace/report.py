@@ -21,14 +21,21 @@ from datamatters.trace.compare import (
     Group,
     Noise,
     compare,
+    configurations,
+    distinct_runs,
     fixed_settings,
     group,
     pooled_noise,
     varied_axes,
 )
-from datamatters.trace.experiments import Experiment, TraceError, select
+from datamatters.trace.experiments import (
+    CHECKPOINT,
+    TRAINING_SET,
+    Experiment,
+    TraceError,
+    select,
+)
 
-TRAINING_SET, CHECKPOINT = "data/augmented", "models/generator.pt"
 QUALITY, LABELING, AUGMENT = "metrics/quality.json", "metrics/labeling.json", "metrics/augment.json"
 SKIPPED_METRICS = re.compile(r"(_ci95_low|_ci95_high|_std|_images)$|\.")
 
@@ -65,8 +72,8 @@ def write_trace(
                 f"pick one of: {', '.join(outputs)}"
             )
     members = [exp for t in traced for exp in t.experiments]
-    runs, repeats = _distinct_runs(members)
-    noise = {m: pooled_noise(_configurations(runs), m) for m in outputs}
+    runs, repeats = distinct_runs(members)
+    noise = {m: pooled_noise(configurations(runs), m) for m in outputs}
     lines = _header(traced, metrics, noise) + _repeats_lines(repeats)
     for t in traced:
         lines += _set_section(t, metrics, outputs, noise, out_dir)
@@ -88,33 +95,6 @@ def _trace_set(
         )
     axes = varied_axes(members, defaults)
     return TracedSet(name, members, axes, group(members, axes), fixed_settings(members, defaults))
-
-
-def _distinct_runs(
-    experiments: Sequence[Experiment],
-) -> tuple[list[Experiment], list[tuple[Experiment, Experiment]]]:
-    """Each run once: an experiment with the params and seed of an earlier one (a set's baseline
-    that another set also ran) is the same computation, not another replicate."""
-    first: dict[tuple, Experiment] = {}
-    repeats = []
-    for exp in experiments:
-        original = first.setdefault(_params_key(exp.params), exp)
-        if original is not exp:
-            repeats.append((original, exp))
-    return list(first.values()), repeats
-
-
-def _configurations(runs: Sequence[Experiment]) -> list[Group]:
-    """Runs grouped by everything but the seed: the groups training noise is pooled over."""
-    configs: dict[tuple, Group] = {}
-    for exp in runs:
-        params = {k: v for k, v in exp.params.items() if k != REPLICATE}
-        configs.setdefault(_params_key(params), Group((), [])).experiments.append(exp)
-    return list(configs.values())
-
-
-def _params_key(params: Mapping[str, Any]) -> tuple:
-    return tuple(sorted((key, repr(value)) for key, value in params.items()))
 
 
 def _repeats_lines(repeats: Sequence[tuple[Experiment, Experiment]]) -> list[str]:
