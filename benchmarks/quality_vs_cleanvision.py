@@ -29,7 +29,8 @@ from datamatters.config import CONFIG_DIR
 from datamatters.data.contract import StageData
 from datamatters.data.corrupt import KINDS, inject
 from datamatters.data.ingest import ingest
-from datamatters.data.sources import FolderSource, Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
+from datamatters.data.sources import FolderSource
 from datamatters.metrics.judge_features import judge_features
 from datamatters.models.checkpoint import load_checkpoint
 from datamatters.parallel import available_workers

@@ -4,8 +4,8 @@ import _workspace  # noqa: F401 - first: this workspace's package, not an instal
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json
-from datamatters.augment.materialise import materialise, training_rows
-from datamatters.data.contract import read_stage_data, write_stage_data
+from datamatters.augment.materialise import materialise
+from datamatters.data.contract import kept_rows, read_stage_data, write_stage_data
 from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
 
@@ -23,7 +23,7 @@ def main() -> None:
         producer="labeling",
         columns=("id", "label", "keep", "label_source"),
     )
-    kept = training_rows(data)
+    kept = kept_rows(data)
     if len(kept.images) == 0:
         raise StageError(
             "augment",

@@ -1,13 +1,14 @@
 """DVC stage `judge`: the domain classifier whose features measure generated images.
 
-It sees only the held-out reference split, so it never changes when training data does.
+It sees only the kept rows of the held-out reference split, so it never changes when training
+data does.
 """
 
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 import lightning as L
 
 from datamatters.atomic import write_json
-from datamatters.data.contract import read_stage_data
+from datamatters.data.contract import BASE_COLUMNS, kept_rows, read_stage_data
 from datamatters.metrics.judge_training import fit_judge
 from datamatters.models.checkpoint import save_checkpoint
 from datamatters.stage import load_params, log, parse_paths, run_stage
@@ -18,8 +19,10 @@ def main() -> None:
 
     judge = load_params("judge", "eval.judge")["eval.judge"]
     L.seed_everything(judge.seed, workers=True, verbose=False)
-    reference = read_stage_data(args.reference, stage="judge", producer="ingest")
-    fitted = fit_judge(reference, judge, args.reference)
+    reference = read_stage_data(
+        args.reference, stage="judge", producer="reference_quality", columns=(*BASE_COLUMNS, "keep")
+    )
+    fitted = fit_judge(kept_rows(reference), judge, args.reference)
     save_checkpoint(fitted.network, fitted.network_config, args.checkpoint)
     write_json(args.metrics, fitted.report)
     log.info(

@@ -6,7 +6,7 @@ Depends on the reference split and the extractors only; evaluate measures agains
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 import torch
 
-from datamatters.data.contract import read_stage_data
+from datamatters.data.contract import BASE_COLUMNS, read_stage_data
 from datamatters.metrics import reference_features
 from datamatters.models.checkpoint import load_stage_input
 from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
@@ -16,11 +16,17 @@ def main() -> None:
     args = parse_paths(__doc__, "reference", "judge", "output")
 
     cfg = load_params("reference_features", "eval.reference")["eval.reference"]
-    reference = read_stage_data(args.reference, stage="reference_features", producer="ingest")
+    reference = read_stage_data(
+        args.reference,
+        stage="reference_features",
+        producer="reference_quality",
+        columns=(*BASE_COLUMNS, "keep"),
+    )
     judge = load_stage_input(args.judge, "reference_features", producer="judge")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     log.info(
-        "features of %d reference images: judge%s, on %s",
+        "features of the %d kept of %d reference images: judge%s, on %s",
+        int(reference.manifest["keep"].sum()),
         len(reference.images),
         " and Inception" if cfg.inception else "",
         device,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +44,57 @@ def run_stage_script(name: str, args: list[str], cwd: Path) -> subprocess.Comple
         text=True,
         timeout=300,
     )
+
+
+PROJECT_FILES = [
+    "conf",
+    "stages",
+    "src",
+    "dvc.yaml",
+    "pyproject.toml",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+]
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    """Run a real command (git, dvc, datamatters) in `cwd`; fail the test with its output."""
+    env = stage_env() | {
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '(\w+)'", output))
+
+
+def make_project(repo: Path, overrides: list[str]) -> Path:
+    """A copy of this project at `repo`, its params composed with `overrides`, in its own git
+    repo with DVC initialised; its default remote resolves beside `repo`."""
+    from datamatters.config import write_params
+
+    for name in PROJECT_FILES:
+        source, target = ROOT / name, repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    write_params(repo / "params.yaml", overrides, repo / "conf")
+    sh(repo, "git", "init", "-q")
+    sh(repo, "dvc", "init", "-q", "--force")
+    shutil.copy2(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "project")
+    return repo
 
 
 def write_image(path: Path, pixels: np.ndarray) -> Path:

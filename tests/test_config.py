@@ -10,7 +10,8 @@ from hydra.utils import instantiate
 
 from conftest import ROOT, compose_config
 from datamatters.cli import main as cli_main
-from datamatters.data.sources import FolderSource, Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
+from datamatters.data.sources import FolderSource
 from datamatters.models.generative import GenerativeModule
 from datamatters.quality.checks import Check
 

@@ -14,7 +14,8 @@ from datamatters.data import corrupt
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.corrupt import ADDED, KINDS, MIXED_KINDS, inject
 from datamatters.data.ingest import ingest
-from datamatters.data.sources import ArrayImage, ImageFile, Mnist5kSource, SourceItem
+from datamatters.data.mnist5k import Mnist5kSource
+from datamatters.data.sources import ArrayImage, ImageFile, SourceItem
 
 ALL = dict.fromkeys(KINDS, 0.05)
 

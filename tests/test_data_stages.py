@@ -9,8 +9,8 @@ import pytest
 from hydra.utils import instantiate
 
 from conftest import compose_config
-from datamatters.augment.materialise import materialise, training_rows
-from datamatters.data.contract import StageData, read_stage_data, write_stage_data
+from datamatters.augment.materialise import materialise
+from datamatters.data.contract import StageData, kept_rows, read_stage_data, write_stage_data
 from datamatters.labeling.labels import AuditSummary, carry_labels
 from datamatters.labeling.report import label_report
 from datamatters.quality.assess import assess
@@ -89,7 +89,7 @@ def test_labels_are_carried_with_provenance_and_checked():
 def test_augment_materialises_kept_rows_deterministically():
     assessed, _ = assess(tiny_pool(), default_checks())
     labeled = carry_labels(assessed, None, "x")
-    kept = training_rows(labeled)
+    kept = kept_rows(labeled)
     first, again = (
         materialise(kept, instantiate(compose_config("augment=light").augment.pipeline), copies=2)
         for _ in range(2)
@@ -102,7 +102,7 @@ def test_augment_materialises_kept_rows_deterministically():
 
 def test_augment_without_copies_is_the_kept_rows():
     assessed, _ = assess(tiny_pool(), default_checks())
-    out = materialise(training_rows(carry_labels(assessed, None, "x")), A.Compose([]), copies=0)
+    out = materialise(kept_rows(carry_labels(assessed, None, "x")), A.Compose([]), copies=0)
     assert len(out.images) == 9 and not out.manifest["augmented"].any()
 
 

@@ -29,7 +29,7 @@ print(json.dumps(sorted(
 """
 # evaluate re-creates the generator and the judge from their checkpoints' configs, which are these:
 CHECKPOINT_SECTIONS = {"evaluate": ["model", "eval.judge"]}
-VARIANTS = [(), ("model=vae",), ("data=folder", "data.path=/x")]
+VARIANTS = [(), ("model=vae",), ("data=folder", "data.path=/x"), ("data=manifest",)]
 
 
 def imported_modules(stage: str, targets: set[str]) -> set[str]:
@@ -61,10 +61,22 @@ def instantiated_modules(params_keys: list[str]) -> set[str]:
     return targets
 
 
+SOURCE_DEP = "${data.path}"
+
+
+def test_ingest_depends_on_the_source_itself():
+    """The source's path is a dependency, so a changed image re-runs ingest (for the bundled
+    digits, the module that reads them)."""
+    assert SOURCE_DEP in DVC_YAML["stages"]["ingest"]["deps"]
+    assert compose_config().data.path == "src/datamatters/data/mnist5k.py"
+    assert compose_config("data=folder").data.path == compose_config("data=manifest").data.path
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_deps_are_exactly_the_modules_the_stage_uses(stage):
     spec = DVC_YAML["stages"][stage]
-    declared = {d for d in spec["deps"] if d.startswith(("src/", "stages/"))}
+    deps = [compose_config().data.path if d == SOURCE_DEP else d for d in spec["deps"]]
+    declared = {d for d in deps if d.startswith(("src/", "stages/"))}
     sections = spec["params"] + CHECKPOINT_SECTIONS.get(stage, [])
     used = imported_modules(stage, instantiated_modules(sections)) | {f"stages/{stage}.py"}
     assert used - declared == set(), f"{stage} uses modules dvc.yaml does not list"
@@ -91,6 +103,7 @@ def test_every_metrics_file_a_stage_writes_is_declared_once():
         f"metrics/{name}.json"
         for name in (
             "ingest",
+            "reference_quality",
             "quality",
             "labeling",
             "augment",

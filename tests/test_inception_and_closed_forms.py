@@ -16,7 +16,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
 from datamatters.cli import main as cli
-from datamatters.data.sources import Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.metrics.inception import InceptionFeatures, tf1_bilinear_resize
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from conftest import run_stage_script, write_image
 from datamatters.config import write_params
 from datamatters.data.ingest import REFERENCE, TRAIN, ingest
-from datamatters.data.sources import FolderSource, Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
+from datamatters.data.sources import FolderSource, ManifestSource
 from datamatters.stage import StageError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -63,12 +66,11 @@ def test_identical_images_land_in_the_same_split(image_folder):
 def test_corrupt_file_among_good_ones_gets_a_reason_row(image_folder):
     (image_folder / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     result = folder_ingest(image_folder)
-    rows = result.train.manifest
+    rows = pd.concat([result.train.manifest, result.reference.manifest])
     broken = rows[rows["source"].str.endswith("broken.png")]
     assert len(broken) == 1 and "cannot decode" in broken["decode_error"].iloc[0]
     assert broken["label"].iloc[0] == "dog" and broken["sha256"].isna().all()
-    good = rows["decode_error"].isna().sum() + len(result.reference.manifest)
-    assert good == 24
+    assert rows["decode_error"].isna().sum() == 24
 
 
 def test_truncated_png_does_not_crash(image_folder):
@@ -202,3 +204,84 @@ def test_unusual_modes_become_the_pipeline_mode_and_bombs_a_reason(tmp_path):
     assert pixel("palette_clear.png") == [0, 0, 0]  # the transparent entry, over black
     assert "decompression bomb" in manifest.loc[bomb.name, "decode_error"]
     assert manifest["decode_error"].notna().sum() == 1
+
+
+def _manifest_folder(root: Path, image_folder: Path, lines: list[str]) -> Path:
+    """`root` holding the fixture's images and a labels.csv with `lines` (path,label)."""
+    shutil.copytree(image_folder, root)
+    (root / "labels.csv").write_text("path,label\n" + "\n".join(lines) + "\n")
+    return root
+
+
+def test_manifest_lines_that_cannot_be_used_get_a_row_with_their_reason(tmp_path, image_folder):
+    (tmp_path / "outside.png").write_bytes((image_folder / "cat" / "01.png").read_bytes())
+    root = _manifest_folder(
+        tmp_path / "set",
+        image_folder,
+        [
+            "cat/01.png,cat",
+            "dog/03.png,dog",
+            "owl/05.png,",  # no label: an unlabeled row
+            "../outside.png,cat",
+            "/etc/passwd,cat",
+            "cat/missing.png,cat",
+            "./cat/01.png,cat",
+            "dog/05.png,horse",
+        ],
+    )
+    source = ManifestSource(str(root), "labels.csv", classes=["cat", "dog", "owl"])
+    result = ingest(list(source.items()), 16, 3, 0.5, 0)
+    rows = pd.concat([result.train.manifest, result.reference.manifest]).sort_values("id")
+    reasons = rows["decode_error"].fillna("").tolist()
+    assert len(rows) == 8, "every line is a row"
+    assert reasons[:3] == ["", "", ""]
+    assert rows["label"].iloc[2] is pd.NA
+    assert "escapes the manifest's folder" in reasons[3] and "escapes" in reasons[4]
+    assert "file not found" in reasons[5]
+    assert "listed twice in labels.csv (first on line 2)" in reasons[6]
+    assert "label 'horse' is not one of data.classes" in reasons[7]
+    assert rows["source"].iloc[3].endswith("labels.csv:5:../outside.png")
+
+
+def test_manifest_errors_name_the_fix(tmp_path, image_folder):
+    root = _manifest_folder(tmp_path / "set", image_folder, ["../x.png,cat", "nope.png,cat"])
+    with pytest.raises(StageError, match=r"none of the 2 items is a usable image .*Fix: fix"):
+        ingest(list(ManifestSource(str(root), "labels.csv").items()), 16, 3, 0.5, 0)
+    with pytest.raises(StageError, match="manifest not found"):
+        list(ManifestSource(str(root), "other.csv").items())
+    (root / "bad.csv").write_text("file,label\ncat/01.png,cat\n")
+    with pytest.raises(StageError, match="no column 'path' .*data.path_column"):
+        list(ManifestSource(str(root), "bad.csv").items())
+
+
+def test_manifest_source_reads_parquet(tmp_path, image_folder):
+    root = _manifest_folder(tmp_path / "set", image_folder, [])
+    pd.DataFrame({"path": ["cat/01.png", "dog/02.jpg"], "label": ["cat", "dog"]}).to_parquet(
+        root / "labels.parquet"
+    )
+    items = list(ManifestSource(str(root), "labels.parquet").items())
+    assert [item.label for item in items] == ["cat", "dog"]
+
+
+def test_bad_files_get_rows_on_both_sides_and_the_reference_checks_drop_them(tmp_path):
+    """The bad-file corpus: unusual modes, a bomb, truncated and foreign files, split 50/50."""
+    from conftest import compose_config
+    from datamatters.quality.assess import assess, configured_checks
+
+    root = tmp_path / "bad"
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        write_image(root / "a" / f"ok{i}.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+        _png_claiming(root / "b" / f"bomb{i}.png", 20_000, 20_000)
+        (root / "b" / f"cut{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(i))
+        (root / "a" / f"notes{i}.txt").write_text("not an image")
+    result = ingest(list(FolderSource(str(root)).items()), 8, 3, 0.5, 0)
+    sides = {side: data.manifest for side, data in vars(result).items()}
+    assert sum(len(rows) for rows in sides.values()) == 48, "every file is a row"
+    for side, rows in sides.items():
+        assert rows["decode_error"].notna().any(), f"no bad file landed in {side}"
+    reference = result.reference
+    checked, _ = assess(reference, configured_checks(compose_config().reference.quality))
+    bad = reference.manifest["decode_error"].notna().to_numpy()
+    assert not checked.manifest["keep"][bad].any()
+    assert all("undecodable" in issues for issues in checked.manifest["issues"][bad])

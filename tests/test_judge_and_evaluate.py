@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from conftest import compose_config
 from datamatters.data.datamodule import class_ids
 from datamatters.data.ingest import ingest
-from datamatters.data.sources import Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.metrics import reference_features
 from datamatters.metrics.evaluation import evaluate_generator, generate
 from datamatters.metrics.generative import sample_tag
@@ -23,12 +23,15 @@ from datamatters.metrics.judge_training import fit_judge, stratified_holdout
 from datamatters.metrics.training_fid import EpochFID
 from datamatters.models.generative import GenerativeModule
 from datamatters.models.judge import accuracy
+from datamatters.quality.assess import assess, configured_checks
 from datamatters.stage import StageError
 
 
 @pytest.fixture(scope="module")
 def reference():
-    return ingest(list(Mnist5kSource().items()), 32, 1, 0.5, 0, limit=200).reference
+    """A reference split as the judge and the feature cache receive it: checked by its stage."""
+    raw = ingest(list(Mnist5kSource().items()), 32, 1, 0.5, 0, limit=200).reference
+    return assess(raw, configured_checks(compose_config().reference.quality))[0]
 
 
 def tiny_judge_config():

@@ -10,7 +10,7 @@ from conftest import compose_config
 from datamatters.data.contract import StageData
 from datamatters.data.corrupt import inject
 from datamatters.data.ingest import ingest
-from datamatters.data.sources import Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.labeling.labels import audit_labels, carry_labels
 from datamatters.labeling.report import label_report
 from datamatters.stage import StageError

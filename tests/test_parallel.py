@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from datamatters.data.ingest import ingest
-from datamatters.data.sources import Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.parallel import WORKERS_ENV, available_workers, map_chunks
 from datamatters.quality.near_duplicates import find_near_duplicates
 

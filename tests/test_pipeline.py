@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, stage_env
-from datamatters.config import write_params
+from conftest import make_project, sh, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -31,18 +27,9 @@ TINY = [
     "eval.metrics.bootstrap_rounds=10",
     "train.fid_samples=50",
 ]
-PROJECT_FILES = [
-    "conf",
-    "stages",
-    "src",
-    "dvc.yaml",
-    "pyproject.toml",
-    ".dvc/config",
-    ".dvcignore",
-    ".gitignore",
-]
 STAGES = {
     "ingest",
+    "reference_quality",
     "quality",
     "labeling",
     "augment",
@@ -53,41 +40,10 @@ STAGES = {
 }
 
 
-def sh(cwd: Path, *cmd: str) -> str:
-    env = stage_env() | {
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '(\w+)'", output))
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A copy of this project in its own git repo, next to where its default DVC remote resolves."""
-    repo = tmp_path_factory.mktemp("work") / "project"
-    for name in PROJECT_FILES:
-        source, target = ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-    write_params(repo / "params.yaml", TINY, repo / "conf")
-    sh(repo, "git", "init", "-q")
-    sh(repo, "dvc", "init", "-q", "--force")
-    shutil.copy2(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "tiny project")
-    return repo
+    return make_project(tmp_path_factory.mktemp("work") / "project", TINY)
 
 
 def test_repro_runs_every_stage_and_writes_metrics(project):

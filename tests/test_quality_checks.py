@@ -13,7 +13,7 @@ from PIL import Image
 
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.ingest import ingest
-from datamatters.data.sources import Mnist5kSource
+from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.quality.assess import assess
 from datamatters.quality.checks import (
     Blur,
@@ -25,7 +25,7 @@ from datamatters.quality.checks import (
     QualityContext,
     Undecodable,
 )
-from datamatters.quality.duplicates import ExactDuplicates, NearDuplicates
+from datamatters.quality.duplicates import ExactDuplicates, NearDuplicates, ReferenceLeak
 from datamatters.quality.near_duplicates import hamming_pairs, near_duplicate_pairs, popcount
 from datamatters.quality.outliers import Outliers
 from datamatters.stage import StageError
@@ -306,6 +306,46 @@ def test_near_duplicates_find_moved_turned_reencoded_copies_not_other_digits(mni
     found = sum(of[n + k] == mnist.manifest["id"].iloc[row] for k, row in enumerate(sources))
     assert found >= 0.85 * len(sources)
     assert result.flagged[:n].mean() <= 0.005, "distinct digits are not near-duplicates"
+
+
+def test_reference_leak_flags_train_copies_of_reference_images_only(mnist):
+    """Near-copies whose original sits in the reference split; the within-split ones are left to
+    `near_duplicates`, and an exact copy is named too."""
+    rng = np.random.default_rng(5)
+    reference, pool = (
+        mnist.select(np.arange(len(mnist.images)) < 400),
+        mnist.select(np.arange(len(mnist.images)) >= 400),
+    )
+    originals = rng.choice(len(reference.images), 20, replace=False)
+    copies = np.stack(
+        [
+            jpeg(moved(reference.images[r], *rng.uniform(-2, 2, 2), rng.uniform(-4, 4)), 80)
+            for r in originals
+        ]
+    )
+    copies[0] = reference.images[originals[0]]  # an exact copy
+    within = pool.images[:5].copy()  # copies of train images stay the near-duplicate check's
+    images = np.concatenate([pool.images, copies, within])
+    manifest = pd.concat(
+        [pool.manifest, reference.manifest.iloc[originals], pool.manifest.iloc[:5]],
+        ignore_index=True,
+    ).assign(id=lambda m: [f"t{k}" for k in range(len(m))])
+    manifest["sha256"] = [pixel_sha256(image) for image in images]
+    result = ReferenceLeak().run(StageData(images, manifest), QualityContext(reference=reference))
+    n = len(pool.images)
+    of = pd.Series(result.columns["reference_leak_of"]).fillna("")
+    named = [of[n + k] == reference.manifest["id"].iloc[r] for k, r in enumerate(originals)]
+    assert named[0] and sum(named) >= 0.9 * len(originals)
+    assert result.metrics["exact"] == 1
+    assert not result.flagged[n + len(originals) :].any()
+    assert result.flagged[:n].mean() <= 0.005, "distinct digits are not leaks"
+    with pytest.raises(StageError, match="needs the reference split"):
+        ReferenceLeak().run(StageData(images, manifest), QualityContext())
+
+
+def test_reference_leak_settings_are_checked_under_their_own_key():
+    with pytest.raises(StageError, match=r"reference.leak.max_distance=40"):
+        ReferenceLeak(max_distance=40)
 
 
 def test_outliers_use_the_features_they_are_given(mnist):

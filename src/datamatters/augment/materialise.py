@@ -20,12 +20,6 @@ Transform = Callable[..., dict]
 CARRIED_COLUMNS = ("id", "source", "label", "sha256", "split", "label_source")
 
 
-def training_rows(data: StageData) -> StageData:
-    """Rows the earlier stages kept; undecodable rows have no pixels and never pass."""
-    manifest = data.manifest
-    return data.select(manifest["keep"].to_numpy() & manifest["decode_error"].isna().to_numpy())
-
-
 def materialise(kept: StageData, pipeline: Transform, copies: int) -> StageData:
     """The kept rows followed by `copies` augmented passes over them, in order."""
     originals = kept.manifest.loc[:, list(CARRIED_COLUMNS)].assign(

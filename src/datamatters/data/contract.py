@@ -33,6 +33,12 @@ class StageData:
         return StageData(self.images[mask], self.manifest[mask].reset_index(drop=True))
 
 
+def kept_rows(data: StageData) -> StageData:
+    """The rows a checking stage decided to keep; a row without pixels never passes."""
+    manifest = data.manifest
+    return data.select(manifest["keep"].to_numpy(bool) & manifest["decode_error"].isna().to_numpy())
+
+
 def pixel_sha256(pixels: np.ndarray) -> str:
     """The identity of an image in every manifest: the hash of its decoded pixels, not its file."""
     return hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()

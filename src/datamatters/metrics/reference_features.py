@@ -2,7 +2,7 @@
 
 They depend on the reference split and the extractors alone, so no training or data-quality
 experiment ever recomputes them (Inception takes minutes on a CPU), and every experiment is
-measured against the very same rows.
+measured against the very same rows: the reference images its own checks kept.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from datamatters.atomic import atomic_path
-from datamatters.data.contract import StageData
+from datamatters.data.contract import StageData, kept_rows
 from datamatters.metrics.generative import extract
 from datamatters.metrics.inception import InceptionFeatures
 from datamatters.metrics.judge_features import JudgeFeatures
@@ -23,14 +23,10 @@ from datamatters.stage import StageError
 ROWS = "rows.parquet"  # id and label of each feature row, in order
 
 
-def usable_reference(reference: StageData) -> StageData:
-    return reference.select(reference.manifest["decode_error"].isna().to_numpy())
-
-
 def compute(
     reference: StageData, judge: JudgeNet, inception: bool, batch_size: int
 ) -> dict[str, np.ndarray]:
-    images = usable_reference(reference).images
+    images = kept_rows(reference).images
     features = {"judge": extract(JudgeFeatures(judge), images, batch_size)}
     if inception:
         features["inception"] = extract(InceptionFeatures(), images, batch_size)
@@ -39,7 +35,7 @@ def compute(
 
 def save(folder: str | Path, reference: StageData, features: dict[str, np.ndarray]) -> None:
     """`<extractor>.npy` per extractor plus the rows they belong to, written as one directory."""
-    rows = usable_reference(reference).manifest[["id", "label"]].reset_index(drop=True)
+    rows = kept_rows(reference).manifest[["id", "label"]].reset_index(drop=True)
     with atomic_path(folder) as tmp:
         tmp.mkdir()
         rows.to_parquet(tmp / ROWS, index=False)

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from datamatters.data.contract import StageData
 from datamatters.quality.checks import Check, QualityContext, decodable
+
+
+def configured_checks(section: DictConfig) -> dict[str, Check]:
+    """The checks a quality params section configures; none when its `enabled` is false."""
+    if not section.enabled:
+        return {}
+    return {name: instantiate(cfg) for name, cfg in section.checks.items()}
 
 
 def assess(

@@ -34,9 +34,11 @@ class QualityContext:
 
     `features`: N×D floats, one row per manifest row (the pipeline's judge network's embedding),
     for the density check (`outliers`); None means it falls back to simple image features.
+    `reference`: the reference split, for the check that no train image copies one of it.
     """
 
     features: np.ndarray | None = None
+    reference: StageData | None = None
 
 
 @dataclass(frozen=True)

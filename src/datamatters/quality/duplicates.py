@@ -27,7 +27,43 @@ class ExactDuplicates(Check):
         return CheckResult(flagged=usable & repeats)
 
 
-class NearDuplicates(Check):
+class _HashSearch(Check):
+    """A check that looks for near-copies by perceptual hash, with its search settings checked.
+
+    `where` is the params key the settings come from, so an error names the line to fix.
+    """
+
+    where = "quality.checks.near_duplicates"
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        action: str = "drop",
+        max_distance: int = 10,
+        min_similarity: float | None = 0.975,
+        hash: str = "phash",
+    ) -> None:
+        super().__init__(enabled, action)
+
+        def bad(key: str, value: object, fix: str) -> StageError:
+            return StageError("quality", "params.yaml", f"{self.where}.{key}={value!r}", fix)
+
+        if not 0 <= int(max_distance) <= 32:
+            raise bad("max_distance", max_distance, "use 0-32 bits")
+        if min_similarity is not None and not -1 <= float(min_similarity) <= 1:
+            raise bad(
+                "min_similarity",
+                min_similarity,
+                "use a correlation in [-1, 1], or null to trust the hash alone",
+            )
+        if hash not in ("phash", "dhash"):
+            raise bad("hash", hash, "use phash or dhash")
+        self.max_distance = int(max_distance)
+        self.min_similarity = None if min_similarity is None else float(min_similarity)
+        self.hash = hash
+
+
+class NearDuplicates(_HashSearch):
     """Near-copies (moved, slightly turned, re-encoded): all but the first of each group flagged.
 
     Perceptual hashes within `max_distance` bits are candidates (found sub-quadratically), and a
@@ -42,35 +78,6 @@ class NearDuplicates(Check):
     """
 
     name = "near_duplicates"
-
-    def __init__(
-        self,
-        enabled: bool = True,
-        action: str = "drop",
-        max_distance: int = 10,
-        min_similarity: float | None = 0.975,
-        hash: str = "phash",
-    ) -> None:
-        super().__init__(enabled, action)
-        where = f"quality.checks.{self.name}"
-        if not 0 <= int(max_distance) <= 32:
-            raise StageError(
-                "quality", "params.yaml", f"{where}.max_distance={max_distance}", "use 0-32 bits"
-            )
-        if min_similarity is not None and not -1 <= float(min_similarity) <= 1:
-            raise StageError(
-                "quality",
-                "params.yaml",
-                f"{where}.min_similarity={min_similarity}",
-                "use a correlation in [-1, 1], or null to trust the hash alone",
-            )
-        if hash not in ("phash", "dhash"):
-            raise StageError(
-                "quality", "params.yaml", f"{where}.hash={hash!r}", "use phash or dhash"
-            )
-        self.max_distance = int(max_distance)
-        self.min_similarity = None if min_similarity is None else float(min_similarity)
-        self.hash = hash
 
     def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
         manifest = data.manifest
@@ -124,4 +131,63 @@ class NearDuplicates(Check):
                 "near_duplicate_of": pd.array(of, dtype="string"),
             },
             metrics={"groups": len(kept_rows), "candidates": matches.candidates},
+        )
+
+
+class ReferenceLeak(_HashSearch):
+    """Train-pool images that copy a reference image, exactly or nearly: flagged, never trained on.
+
+    The split hashes each image's own pixels, so a near-copy draws its side independently of its
+    original, and about a fifth of such pairs straddle the split. A generator trained on a copy
+    of a reference image is rewarded by FID for memorising it, so this check guards the yardstick
+    rather than the data under study: it is configured under `reference.leak`, which no sweep knob
+    touches, and it runs when `quality.enabled` is false. It searches every decodable reference
+    image (`QualityContext.reference`) with the near-duplicate check's own machinery.
+
+    Column: `reference_leak_of` (the id of the reference image copied). Score: the best registered
+    similarity to any reference image (NaN when no reference image was a candidate).
+    """
+
+    name = "reference_leak"
+    where = "reference.leak"
+
+    def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
+        reference = context.reference if context is not None else None
+        if reference is None:
+            raise StageError(
+                "quality",
+                "data/reference",
+                "the reference_leak check needs the reference split",
+                "pass it as QualityContext(reference=...) (the quality stage reads data/reference)",
+            )
+        usable, ref_usable = decodable(data.manifest), np.flatnonzero(decodable(reference.manifest))
+        ref_ids = reference.manifest["id"].astype("string").to_numpy(dtype=object)
+        of = np.full(len(usable), pd.NA, dtype=object)
+        ref_sha = reference.manifest["sha256"].iloc[ref_usable]
+        exact = pd.Series(ref_ids[ref_usable], index=ref_sha.to_numpy())
+        exact = exact[~exact.index.duplicated()]
+        sha = data.manifest["sha256"]
+        copies = usable & sha.isin(exact.index).to_numpy()
+        of[copies] = exact.reindex(sha[copies].to_numpy()).to_numpy()
+
+        searched = np.flatnonzero(usable)
+        images = np.concatenate([reference.images[ref_usable], data.images[searched]])
+        matches = find_near_duplicates(
+            images, self.max_distance, self.min_similarity, self.hash, across=len(ref_usable)
+        )
+        leaked = searched[matches.pairs[:, 1] - len(ref_usable)]
+        copied = pd.Series(ref_ids[ref_usable[matches.pairs[:, 0]]]).groupby(leaked).first()
+        unset = pd.isna(of[copied.index.to_numpy()])
+        of[copied.index.to_numpy()[unset]] = copied.to_numpy()[unset]  # exact copies come first
+        flagged = pd.notna(of)
+        scores = None
+        if matches.best_similarity is not None:
+            scores = np.full(len(usable), np.nan)
+            scores[searched] = matches.best_similarity[len(ref_usable) :]
+        return CheckResult(
+            flagged,
+            scores,
+            self.min_similarity,
+            columns={"reference_leak_of": pd.array(of, dtype="string")},
+            metrics={"exact": int(copies.sum()), "candidates": matches.candidates},
         )

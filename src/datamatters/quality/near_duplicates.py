@@ -377,14 +377,21 @@ def find_near_duplicates(
     max_distance: int,
     min_similarity: float | None,
     method: str = "phash",
+    across: int | None = None,
 ) -> NearDuplicateMatches:
-    """Hash, search and (unless `min_similarity` is None) confirm, over a uint8 N×H×W×C batch."""
+    """Hash, search and (unless `min_similarity` is None) confirm, over a uint8 N×H×W×C batch.
+
+    With `across`, the batch is two sets (rows before `across`, and the rest) and only pairs with
+    one image in each are kept, before any is confirmed: a search between two splits.
+    """
     if not len(images):
         return NearDuplicateMatches(np.empty((0, 2), np.int64), np.empty(0), 0)
     parts = [part for _, part in map_chunks(partial(_canonical_hashes, method=method), images)]
     canonical = np.concatenate([c for c, _ in parts])
     codes = np.concatenate([h for _, h in parts])
     candidates = hamming_pairs(codes, max_distance)
+    if across is not None:
+        candidates = candidates[(candidates[:, 0] < across) & (candidates[:, 1] >= across)]
     if min_similarity is None:
         return NearDuplicateMatches(candidates, None, len(candidates))
     similarity = pair_similarity(canonical, candidates)

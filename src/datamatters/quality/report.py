@@ -6,9 +6,14 @@ quality scores here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import pandas as pd
+
+from datamatters.quality.checks import Check
+
+log = logging.getLogger("datamatters")
 
 NOT_QUALITY_KINDS = ("label_flip", "unlabeled")
 
@@ -48,6 +53,20 @@ def summary_table(report: dict, actions: Mapping[str, str | None]) -> str:
         f"kept {report['kept']} of {report['images']} images ({100 * report['kept_fraction']:.2f}%)"
     )
     return "\n".join(lines)
+
+
+def log_summary(report: dict, checks: Mapping[str, Check]) -> None:
+    """The stage's closing lines: the summary table and, with injected corruption, its scores."""
+    actions = {name: check.action if check.enabled else None for name, check in checks.items()}
+    for line in summary_table(report, actions).splitlines():
+        log.info(line)
+    if "precision" in report:
+        log.info(
+            "against injected ground truth: precision %.3f, recall %.3f, clean dropped %.2f%%",
+            report["precision"],
+            report["recall"],
+            100 * report["clean_dropped_fraction"],
+        )
 
 
 def _ratio(numerator: int, denominator: int) -> float:

@@ -1,0 +1,33 @@
+"""DVC stage `reference_quality`: the held-out reference split checked once: a clean yardstick.
+
+Every output metric is measured against the kept rows of `data/reference`. The checks are the
+quality stage's, at their defaults, under `reference.quality`, which no sweep knob touches. The
+density check compares appearance features alone here: the judge is trained on this stage's
+output, so it cannot be used to decide it.
+"""
+
+import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
+
+from datamatters.atomic import write_json
+from datamatters.data.contract import read_stage_data, write_stage_data
+from datamatters.quality.assess import assess, configured_checks
+from datamatters.quality.gallery import save_gallery
+from datamatters.quality.report import log_summary
+from datamatters.stage import load_params, parse_paths, run_stage
+
+
+def main() -> None:
+    args = parse_paths(__doc__, "input", "output", "metrics", "gallery")
+
+    section = load_params("reference_quality", "reference.quality")["reference.quality"]
+    data = read_stage_data(args.input, stage="reference_quality", producer="ingest")
+    checks = configured_checks(section)
+    assessed, report = assess(data, checks)
+    write_stage_data(args.output, assessed)
+    write_json(args.metrics, report)
+    save_gallery(assessed.images, assessed.manifest, list(checks), args.gallery)
+    log_summary(report, checks)
+
+
+if __name__ == "__main__":
+    run_stage("reference_quality", main)
