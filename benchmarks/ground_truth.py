@@ -21,13 +21,13 @@ from omegaconf import OmegaConf
 from datamatters.config import CONFIG_DIR
 from datamatters.data.contract import StageData
 from datamatters.data.corrupt import KINDS, inject
-from datamatters.data.ingest import ingest
+from datamatters.data.ingest import IngestResult, ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.labeling.labels import audit_labels, carry_labels
 from datamatters.labeling.report import label_report
 from datamatters.metrics.judge_features import judge_features
 from datamatters.models.checkpoint import load_checkpoint
-from datamatters.quality.assess import assess
+from datamatters.quality.assess import assess, configured_checks
 from datamatters.quality.checks import QualityContext
 from datamatters.quality.report import NOT_QUALITY_KINDS, ground_truth_scores
 
@@ -41,14 +41,20 @@ def config():
     return cfg
 
 
-def quality(pool: StageData, judge) -> None:
+def quality(split: IngestResult, judge) -> None:
+    """The quality stage's checks as `dvc repro` runs them, the reference leak check included."""
     cfg = config()
+    reference, _ = assess(split.reference, configured_checks(cfg.reference.quality))
     cases = {kind: {kind: 0.01} for kind in IMAGE_KINDS}
     cases["all kinds, 10% in total"] = {kind: 0.1 / len(IMAGE_KINDS) for kind in IMAGE_KINDS}
     for name, fractions in cases.items():
-        corrupted, _ = inject(pool, fractions, seed=0)
-        checks = {key: instantiate(c) for key, c in cfg.quality.checks.items()}
-        context = QualityContext(features=judge_features(judge, corrupted.images))
+        corrupted, _ = inject(split.train, fractions, seed=0)
+        checks = configured_checks(cfg.quality) | {
+            "reference_leak": instantiate(cfg.reference.leak)
+        }
+        context = QualityContext(
+            features=judge_features(judge, corrupted.images), reference=reference
+        )
         assessed, _ = assess(corrupted, checks, context)
         scores = ground_truth_scores(assessed.manifest)
         recalls = {k[len("recall_") :]: v for k, v in scores.items() if k.startswith("recall_")}
@@ -96,11 +102,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("datamatters").setLevel(logging.WARNING)
     logging.getLogger("lightning").setLevel(logging.WARNING)
-    pool = ingest(list(Mnist5kSource().items()), 32, 1, 0.2, 0).train
+    split = ingest(list(Mnist5kSource().items()), 32, 1, 0.2, 0)
     if args.what == "quality":
-        quality(pool, load_checkpoint(args.judge))
+        quality(split, load_checkpoint(args.judge))
     else:
-        labels(pool)
+        labels(split.train)
 
 
 if __name__ == "__main__":

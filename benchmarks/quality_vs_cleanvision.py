@@ -13,7 +13,6 @@ would see them; `DATAMATTERS_WORKERS=1` times ours in one process.
 from __future__ import annotations
 
 import argparse
-import io
 import shutil
 import tempfile
 import time
@@ -21,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 import sklearn.neighbors  # noqa: F401 - imported before the clock starts, as cleanvision is
+from corrupted_folder import write_files
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from PIL import Image
 
 from datamatters.config import CONFIG_DIR
 from datamatters.data.contract import StageData
@@ -45,24 +44,6 @@ CLEANVISION_OFF_FOR_MNIST = ("grayscale", "low_information")
 def corrupted_pool(fraction: float) -> StageData:
     pool = ingest(list(Mnist5kSource().items()), 32, 1, 0.2, 0).train
     return inject(pool, {kind: fraction for kind in IMAGE_KINDS}, seed=0)[0]
-
-
-def write_files(pool: StageData, folder: Path) -> dict[str, str | None]:
-    """One file per row; returns each file's injected kind (None for clean) by path."""
-    kinds = {}
-    for image, row in zip(pool.images, pool.manifest.itertuples(), strict=True):
-        path = folder / str(row.label) / f"{row.id}.png"  # class sub-folders, as users keep them
-        path.parent.mkdir(exist_ok=True)
-        kind = row.injected if pd.notna(row.injected) else None
-        picture = Image.fromarray(image[..., 0])
-        if kind == "odd_size":
-            picture = picture.resize((int(row.width), int(row.height)))
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
-        data = buffer.getvalue()
-        path.write_bytes(data[: len(data) // 2] if kind == "undecodable" else data)
-        kinds[str(path)] = kind
-    return kinds
 
 
 def run_ours(folder: Path, judge: Path | None) -> tuple[float, pd.DataFrame]:
@@ -109,7 +90,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="datamatters-cv-"))
     folder, readable = work / "all", work / "readable"
     folder.mkdir()
-    truth = write_files(corrupted_pool(args.fraction), folder)
+    files = write_files(corrupted_pool(args.fraction), folder)
+    truth = {row.path: None if pd.isna(row.kind) else row.kind for row in files.itertuples()}
     n = len(truth)
     print(f"{n} files, {args.fraction:.0%} of each kind: {', '.join(IMAGE_KINDS)}")
 

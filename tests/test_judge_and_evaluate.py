@@ -91,7 +91,7 @@ def test_evaluate_names_metrics_by_features_and_sample_count(reference, tmp_path
     few = reference.select(np.arange(len(reference.manifest)) < 30)  # Inception is slow on a CPU
     folder = cached_features(few, judge, tmp_path / "features", inception=True)
     cfg = metrics_config(inception_samples=16)
-    metrics = evaluate_generator(generator, judge, folder, cfg)
+    metrics = evaluate_generator(generator, judge, folder, cfg, training_images=reference.images)
     per_extractor = [
         "fid_{}",
         "fid_{}_ci95_low",
@@ -108,6 +108,7 @@ def test_evaluate_names_metrics_by_features_and_sample_count(reference, tmp_path
         *(name.format("inception_16") for name in per_extractor),
         "is_judge_64_mean",
         "is_judge_64_std",
+        "memorization_judge_64",
         "generated_images",
         "reference_images",
     }
@@ -115,7 +116,8 @@ def test_evaluate_names_metrics_by_features_and_sample_count(reference, tmp_path
         low, high = metrics[f"fid_{extractor}_ci95_low"], metrics[f"fid_{extractor}_ci95_high"]
         assert low <= metrics[f"fid_{extractor}"] * 1.5 and low < high
         assert 0 <= metrics[f"precision_{extractor}"] <= 1
-    assert metrics == evaluate_generator(generator, judge, folder, cfg)
+    assert 0 <= metrics["memorization_judge_64"] <= 1
+    assert metrics == evaluate_generator(generator, judge, folder, cfg, reference.images)
 
 
 def test_evaluate_without_inception_features_names_the_fix(reference, tmp_path):

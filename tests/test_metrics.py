@@ -11,6 +11,7 @@ import torch
 
 from datamatters.metrics.generative import generative_metrics, to_uint8
 from datamatters.metrics.judge_features import JudgeFeatures, JudgeLogits
+from datamatters.metrics.memorization import memorization
 from datamatters.models.networks import JudgeNet
 
 KEYS = {"fid_judge", "kid_judge_mean", "kid_judge_std", "is_judge_mean", "is_judge_std"}
@@ -103,3 +104,15 @@ def test_to_uint8_rounds_clamps_and_moves_channels_last() -> None:
 
     assert pixels.shape == (2, 2, 2, 3) and pixels.dtype == np.uint8
     assert pixels[0, :, :, 0].tolist() == [[0, 128], [255, 255]]
+
+
+def test_memorization_counts_samples_that_copy_training_rows():
+    rng = np.random.default_rng(0)
+    train, reference, new = (rng.normal(size=(n, 8)) for n in (2000, 500, 1000))
+    copies = train[:1000] + rng.normal(scale=1e-3, size=(1000, 8))
+    assert memorization(train, reference, new) < 0.05, "new draws are not copies"
+    assert memorization(train, reference, copies) == 1.0
+    half = np.concatenate([new[:500], copies[:500]])
+    assert 0.45 <= memorization(train, reference, half) <= 0.55
+    with pytest.raises(ValueError, match="needs training, reference and generated"):
+        memorization(train, reference, new[:0])

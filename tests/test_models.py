@@ -18,15 +18,18 @@ from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import compose_config
+from datamatters.models.averaging import WeightAverage
 from datamatters.models.callbacks import EpochSummary, SampleGrid, make_grid
 from datamatters.models.checkpoint import load_checkpoint, save_checkpoint
 from datamatters.models.dcgan import DCGAN
+from datamatters.models.diffaugment import cutout, diff_augment, parse_policy, translation
 from datamatters.models.generative import GenerativeModule, with_classes
 from datamatters.models.judge import JudgeClassifier, accuracy
 from datamatters.models.networks import (
     DCGANDiscriminator,
     DCGANGenerator,
     JudgeNet,
+    SNDiscriminator,
     VAEDecoder,
     VAEEncoder,
 )
@@ -359,3 +362,93 @@ def test_conditioning_mistakes_are_refused() -> None:
     config = dcgan_config() | {"classes": ["a", "b"], "num_classes": 3}
     with pytest.raises(Exception, match="num_classes=3 but 2 class names"):
         instantiate(config)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "vae", "sngan", "csngan", "cdcgan"])
+def test_models_from_conf_sample_from_the_average_of_their_weights(model, tmp_path) -> None:
+    """The shipped configs average the sampling network; samples and the checkpoint use it."""
+    cfg = compose_config(f"model={model}").model
+    if "classes" in cfg:
+        cfg = with_classes(cfg, ["cat", "dog"])
+    L.seed_everything(0, verbose=False)
+    module = instantiate(cfg)
+    assert module.average is not None
+    tiny_trainer(max_steps=6).fit(module, image_loader())
+    raw = getattr(module, "decoder" if "vae" in model else "generator").state_dict()
+    averaged = module.sampling_network().state_dict()
+    generator_steps = 6 if "vae" in model else 3  # a GAN counts two optimizer steps per batch
+    assert int(module.average.images_seen) == generator_steps * 8
+    assert any(not torch.equal(raw[k], averaged[k]) for k in raw), "the average trails the raw"
+    z = torch.randn(3, module.latent_dim)
+    labels = module.balanced_labels(3)
+    with torch.no_grad():
+        expected = module.render(module.sampling_network().eval(), z, labels)
+    assert torch.allclose(module.eval().decode(z, labels), expected)
+
+    path = tmp_path / "generator.pt"
+    save_checkpoint(module, OmegaConf.to_container(cfg, resolve=True), path)
+    assert torch.equal(load_checkpoint(path).sample(4, seed=2), module.sample(4, seed=2))
+
+
+def test_ema_off_samples_from_the_raw_weights() -> None:
+    module = instantiate(dcgan_config() | {"ema": {"enabled": False}})
+    assert module.average is None and module.sampling_network() is module.generator
+
+
+def test_weight_average_follows_the_half_life_rule() -> None:
+    network = torch.nn.Linear(1, 1, bias=False)
+    average = WeightAverage(network, half_life_images=100, rampup=None)
+    assert average.beta(100) == pytest.approx(0.5) and average.beta(50) == pytest.approx(0.5**0.5)
+    ramped = WeightAverage(network, half_life_images=100, rampup=0.5)
+    ramped.images_seen += 100  # ramp: half-life at most 0.5 x 100 images = 50
+    assert ramped.beta(50) == pytest.approx(0.5)
+    with torch.no_grad():
+        network.weight.fill_(0.0)
+        average.update(network, 100)  # the first update copies
+        network.weight.fill_(1.0)
+        average.update(network, 100)  # one half-life: halfway to the new weights
+    assert float(average.network.weight) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="model.ema"):
+        WeightAverage(network, half_life_images=0)
+
+
+def test_sngan_discriminator_is_spectrally_normalised_with_a_projection_head() -> None:
+    net = SNDiscriminator(3, 32, width=8, num_classes=4)
+    x, labels = torch.randn(5, 3, 32, 32), torch.tensor([0, 1, 2, 3, 0])
+    assert net(x, labels).shape == (5,)
+    assert not torch.equal(net(x, labels), net(x, (labels + 1) % 4)), "the class is projected"
+    for module in net.features:
+        if isinstance(module, torch.nn.Conv2d):
+            sigma = torch.linalg.matrix_norm(module.weight.detach().flatten(1), ord=2)
+            assert float(sigma) <= 1.05  # one power iteration per call keeps it near 1
+    with pytest.raises(ValueError, match="pass labels"):
+        net(x)
+    assert SNDiscriminator(1, 64, width=8)(torch.randn(2, 1, 64, 64)).shape == (2,)
+
+
+def test_diffaugment_is_differentiable_seeded_and_checked() -> None:
+    leaf = torch.rand(4, 3, 16, 16, requires_grad=True)
+    x = leaf * 2 - 1
+    names = parse_policy("color,translation,cutout")
+    torch.manual_seed(0)
+    first = diff_augment(x, names)
+    torch.manual_seed(0)
+    assert torch.equal(first, diff_augment(x, names))
+    first.sum().backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0, "gradients reach the generator"
+    torch.manual_seed(1)
+    shifted = translation(torch.ones(8, 1, 16, 16))
+    assert (shifted == 0).any() and shifted.shape == (8, 1, 16, 16)
+    holes = cutout(torch.ones(8, 1, 16, 16))
+    assert ((holes == 0).flatten(1).sum(1) <= 64).all() and (holes == 0).any()
+    assert parse_policy("") == () and parse_policy(None) == ()
+    with pytest.raises(ValueError, match="unknown transform.*'flip'"):
+        parse_policy("translation,flip")
+
+
+def test_dcgan_with_diffaugment_trains() -> None:
+    L.seed_everything(0, verbose=False)
+    module = instantiate(dcgan_config() | {"diffaugment": "translation,cutout"})
+    before = snapshot(module.generator)
+    tiny_trainer().fit(module, image_loader())
+    assert changed(before, module.generator)

@@ -27,16 +27,22 @@ from datamatters.metrics.generative import (
 )
 from datamatters.metrics.inception import InceptionFeatures
 from datamatters.metrics.judge_features import JudgeFeatures, JudgeLogits
+from datamatters.metrics.memorization import memorization
 from datamatters.stage import StageError
 
 log = logging.getLogger("datamatters")
 
 
 def evaluate_generator(
-    generator: nn.Module, judge: nn.Module, features_dir: str | Path, cfg: DictConfig
+    generator: nn.Module,
+    judge: nn.Module,
+    features_dir: str | Path,
+    cfg: DictConfig,
+    training_images: np.ndarray | None = None,
 ) -> dict:
     """`cfg`: eval.metrics (num_samples, inception_samples, batch_size, kid_subset_size,
-    bootstrap_rounds, prdc_k, seed)."""
+    bootstrap_rounds, prdc_k, seed). With the images the generator was trained on, also the
+    share of samples that copy one of them (`memorization_judge_<n>`)."""
     real_judge, rows = reference_features.load(features_dir, "judge", "evaluate")
     labels = generator.balanced_labels(cfg.num_samples)
     fake = generate(generator, cfg.num_samples, cfg.batch_size, cfg.seed, labels)
@@ -55,6 +61,9 @@ def evaluate_generator(
     fake_logits = extract(JudgeLogits(judge), fake, cfg.batch_size)
     is_mean, is_std = inception_score(fake_logits, cfg.seed)
     scores |= {f"is_judge_{tag}_mean": is_mean, f"is_judge_{tag}_std": is_std}
+    if training_images is not None:
+        train_judge = extract(JudgeFeatures(judge), training_images, cfg.batch_size)
+        scores[f"memorization_judge_{tag}"] = memorization(train_judge, real_judge, fake_judge)
     if cfg.inception_samples:
         real_inception, _ = reference_features.load(features_dir, "inception", "evaluate")
         count = min(cfg.inception_samples, len(fake))

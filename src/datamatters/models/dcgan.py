@@ -1,8 +1,9 @@
-"""DCGAN training logic around plain generator and discriminator networks."""
+"""GAN training logic around plain generator and discriminator networks: DCGAN and SNGAN."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn import Parameter
 from torch.optim import Optimizer
 
+from datamatters.models.diffaugment import diff_augment, parse_policy
 from datamatters.models.generative import GenerativeModule
 
 OptimizerFactory = Callable[[Iterable[Parameter]], Optimizer]
@@ -20,7 +22,9 @@ class DCGAN(GenerativeModule):
 
     Optimizers arrive as factories (Hydra `_partial_: true`) so the config chooses them while the
     module supplies its own parameters. With `classes` it is a conditional GAN: both networks see
-    the class of each image, and fakes are drawn for the classes of the real batch.
+    the class of each image, and fakes are drawn for the classes of the real batch. `diffaugment`
+    (e.g. "translation,cutout") augments what the discriminator sees of reals and fakes alike, in
+    both steps (see `diffaugment.py`).
     """
 
     def __init__(
@@ -32,8 +36,11 @@ class DCGAN(GenerativeModule):
         latent_dim: int,
         classes: Sequence[str] | None = None,
         num_classes: int | None = None,
+        ema: Mapping[str, Any] | None = None,
+        diffaugment: str | None = None,
     ) -> None:
-        super().__init__(latent_dim, classes, num_classes)
+        super().__init__(latent_dim, classes, num_classes, ema)
+        self.augmentations = parse_policy(diffaugment)
         # class names stay out of the logged hyperparameters (a list DVCLive cannot log as a
         # param); the checkpoint's config keeps them
         self.save_hyperparameters(
@@ -44,9 +51,10 @@ class DCGAN(GenerativeModule):
         self.discriminator = discriminator
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
+        self.average_weights_of("generator")
 
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return (self.generator(z, labels) + 1.0) / 2.0
+    def render(self, network: nn.Module, z: Tensor, labels: Tensor | None) -> Tensor:
+        return (network(z, labels) + 1.0) / 2.0
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, labels = batch
@@ -56,15 +64,23 @@ class DCGAN(GenerativeModule):
         fake = self.generator(z, condition)
         g_opt, d_opt = self.optimizers()
         d_loss = self._optimize(
-            d_opt, lambda: self._discriminator_loss(real, fake.detach(), condition)
+            d_opt,
+            lambda: self._discriminator_loss(
+                self._seen(real), self._seen(fake.detach()), condition
+            ),
         )
-        g_loss = self._optimize(g_opt, lambda: self._generator_loss(fake, condition))
+        g_loss = self._optimize(g_opt, lambda: self._generator_loss(self._seen(fake), condition))
+        self.update_average(real.shape[0])
         self.log_dict(
             {"g_loss": g_loss, "d_loss": d_loss},
             on_step=True,
             on_epoch=True,
             batch_size=real.shape[0],
         )
+
+    def _seen(self, images: Tensor) -> Tensor:
+        """Images as the discriminator sees them: through DiffAugment when it is on."""
+        return diff_augment(images, self.augmentations) if self.augmentations else images
 
     def _optimize(self, optimizer: Optimizer, loss_fn: Callable[[], Tensor]) -> Tensor:
         """One step of one network; toggling skips gradients for the other network's weights."""
@@ -93,3 +109,21 @@ class DCGAN(GenerativeModule):
             self.g_optimizer(self.generator.parameters()),
             self.d_optimizer(self.discriminator.parameters()),
         ]
+
+
+class SNGAN(DCGAN):
+    """The hinge-loss GAN of Miyato et al. 2018, for a spectrally normalised discriminator.
+
+    Pair it with `networks.SNDiscriminator` (`model=sngan`; `model=csngan` conditions it through
+    a projection head, Miyato and Koyama 2018). Spectral normalisation bounds the discriminator's
+    Lipschitz constant, which keeps its gradients informative and training steadier than DCGAN's.
+    """
+
+    def _discriminator_loss(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> Tensor:
+        return (
+            F.relu(1.0 - self.discriminator(real, labels)).mean()
+            + F.relu(1.0 + self.discriminator(fake, labels)).mean()
+        )
+
+    def _generator_loss(self, fake: Tensor, labels: Tensor | None) -> Tensor:
+        return -self.discriminator(fake, labels).mean()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import lightning as L
 import torch
 from omegaconf import DictConfig
-from torch import Tensor
+from torch import Tensor, nn
 
+from datamatters.models.averaging import WeightAverage
 from datamatters.models.networks import evaluating
 
 FIXED_NOISE_SIZE = 64
@@ -25,14 +27,25 @@ class GenerativeModule(L.LightningModule):
 
     `fixed_noise` is a buffer drawn from a fixed seed, so sample grids show the same latents at
     every epoch and in every experiment, and it travels with the checkpoint.
+
+    `ema` (`{enabled, half_life_images, rampup}`, see `averaging.py`) keeps an exponential moving
+    average of the network samples come from (named by `average_weights_of`); every
+    sample (grids, the per-epoch FID, the evaluate stage) then comes from the average, and the
+    checkpoint carries both. `ema.enabled: false` samples from the raw weights, for comparison.
     """
 
     fixed_noise: Tensor
 
     def __init__(
-        self, latent_dim: int, classes: Sequence[str] | None = None, num_classes: int | None = None
+        self,
+        latent_dim: int,
+        classes: Sequence[str] | None = None,
+        num_classes: int | None = None,
+        ema: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.ema_config = dict(ema or {"enabled": False})
+        self.average: WeightAverage | None = None
         self.latent_dim = latent_dim
         self.classes = [str(c) for c in classes] if classes else []
         if len(self.classes) != (num_classes or 0):
@@ -45,6 +58,22 @@ class GenerativeModule(L.LightningModule):
             "fixed_noise", torch.randn(FIXED_NOISE_SIZE, latent_dim, generator=generator)
         )
 
+    def average_weights_of(self, sampler: str) -> None:
+        """Name the attribute of the network samples come from; with `ema` enabled, average it."""
+        self._sampler = sampler
+        settings = {k: v for k, v in self.ema_config.items() if k != "enabled"}
+        if self.ema_config.get("enabled", False):
+            self.average = WeightAverage(getattr(self, sampler), **settings)
+
+    def sampling_network(self) -> nn.Module:
+        """The network samples come from: the weight average when the model keeps one."""
+        return self.average.network if self.average is not None else getattr(self, self._sampler)
+
+    def update_average(self, batch_size: int) -> None:
+        """Call after each optimizer step of the sampling network."""
+        if self.average is not None:
+            self.average.update(getattr(self, self._sampler), batch_size)
+
     @property
     def conditional(self) -> bool:
         return bool(self.classes)
@@ -55,6 +84,10 @@ class GenerativeModule(L.LightningModule):
 
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Map latents N×latent_dim (and class ids N) to images N×C×H×W in [0, 1]."""
+        return self.render(self.sampling_network(), z, labels)
+
+    def render(self, network: nn.Module, z: Tensor, labels: Tensor | None) -> Tensor:
+        """Images in [0, 1] from `network` (the sampler or its average), as the model maps them."""
         raise NotImplementedError
 
     def sample(

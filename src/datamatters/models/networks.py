@@ -14,6 +14,7 @@ from numbers import Integral
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 MIN_SIZE = 8
 MIN_BASE = 4
@@ -103,18 +104,23 @@ def _downsampler(channels: int, image_size: int, width: int, norm: bool) -> nn.S
     return nn.Sequential(*layers)
 
 
+def check_labels(labels: Tensor | None, num_classes: int) -> None:
+    """A conditional network needs class ids, an unconditional one (`num_classes=0`) none."""
+    if not num_classes and labels is not None:
+        raise ValueError("this network is unconditional (num_classes=0) but got labels")
+    if num_classes and labels is None:
+        raise ValueError(f"this network is conditional on {num_classes} classes: pass labels")
+
+
 def with_labels(x: Tensor, labels: Tensor | None, num_classes: int) -> Tensor:
     """Append one-hot class ids to a batch: as features to a vector, as constant planes to a map.
 
     The classic conditioning of cGANs and CVAEs (Mirza & Osindero 2014; Sohn et al. 2015); a
     network built with `num_classes=0` is unconditional and takes no labels.
     """
+    check_labels(labels, num_classes)
     if not num_classes:
-        if labels is not None:
-            raise ValueError("this network is unconditional (num_classes=0) but got labels")
         return x
-    if labels is None:
-        raise ValueError(f"this network is conditional on {num_classes} classes: pass labels")
     one_hot = nn.functional.one_hot(labels.long(), num_classes).to(x.dtype)
     if x.ndim == 2:
         return torch.cat([x, one_hot], dim=1)
@@ -152,6 +158,37 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.head(self.features(with_labels(x, labels, self.num_classes))).flatten()
+
+
+class SNDiscriminator(nn.Module):
+    """Spectrally normalised discriminator (Miyato et al. 2018), logits out; no BatchNorm.
+
+    Strided convolutions halve the side per scale, as DCGAN's do; the map is summed over space and
+    read by a linear head. Conditional (`num_classes` > 0), it adds the projection term
+    <embed(y), h> (Miyato and Koyama 2018) instead of feeding the class in as image planes.
+    """
+
+    def __init__(
+        self, channels: int, image_size: int, width: int = 64, num_classes: int = 0
+    ) -> None:
+        super().__init__()
+        num_scales, _ = scale_layout(image_size)
+        widths = [channels, *_widths(width, num_scales)]
+        layers: list[nn.Module] = []
+        for c_in, c_out in pairwise(widths):
+            layers += [spectral_norm(nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.1)]
+        self.num_classes = num_classes
+        self.features = nn.Sequential(*layers)
+        self.head = spectral_norm(nn.Linear(widths[-1], 1))
+        self.embed = spectral_norm(nn.Embedding(num_classes, widths[-1])) if num_classes else None
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        h = self.features(x).sum(dim=(2, 3))
+        logits = self.head(h).flatten()
+        check_labels(labels, self.num_classes)
+        if self.embed is None:
+            return logits
+        return logits + (self.embed(labels.long()) * h).sum(dim=1)
 
 
 class VAEEncoder(nn.Module):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,16 +31,21 @@ class VAE(GenerativeModule):
         kl_weight: float = 1.0,
         classes: Sequence[str] | None = None,
         num_classes: int | None = None,
+        ema: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(latent_dim, classes, num_classes)
+        super().__init__(latent_dim, classes, num_classes, ema)
         self.save_hyperparameters(ignore=["encoder", "decoder", "optimizer", "classes"])
         self.encoder = encoder
         self.decoder = decoder
         self.optimizer = optimizer
         self.kl_weight = kl_weight
+        self.average_weights_of("decoder")
 
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return torch.sigmoid(self.decoder(z, labels))
+    def render(self, network: nn.Module, z: Tensor, labels: Tensor | None) -> Tensor:
+        return torch.sigmoid(network(z, labels))
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.update_average(len(batch[0]))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
