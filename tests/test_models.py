@@ -441,14 +441,19 @@ def test_diffaugment_is_differentiable_seeded_and_checked() -> None:
     assert (shifted == 0).any() and shifted.shape == (8, 1, 16, 16)
     holes = cutout(torch.ones(8, 1, 16, 16))
     assert ((holes == 0).flatten(1).sum(1) <= 64).all() and (holes == 0).any()
-    assert parse_policy("") == () and parse_policy(None) == ()
+    assert parse_policy("") == () and parse_policy(None) == () and parse_policy([]) == ()
+    assert parse_policy(["translation", "cutout"]) == ("translation", "cutout")
     with pytest.raises(ValueError, match="unknown transform.*'flip'"):
         parse_policy("translation,flip")
 
 
-def test_dcgan_with_diffaugment_trains() -> None:
+def test_dcgan_with_diffaugment_from_conf_trains_and_logs_with_dvclive(tmp_path: Path) -> None:
+    """As the train stage runs it: composed config nodes (a list, the ema settings) included."""
     L.seed_everything(0, verbose=False)
-    module = instantiate(dcgan_config() | {"diffaugment": "translation,cutout"})
+    cfg = compose_config("model.diffaugment=[translation,cutout]").model
+    module = instantiate(cfg)
+    assert module.augmentations == ("translation", "cutout")
     before = snapshot(module.generator)
-    tiny_trainer().fit(module, image_loader())
+    logger = DVCLiveLogger(dir=str(tmp_path / "live"), dvcyaml=False, save_dvc_exp=False)
+    tiny_trainer(logger=logger).fit(module, image_loader())
     assert changed(before, module.generator)

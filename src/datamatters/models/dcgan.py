@@ -23,7 +23,7 @@ class DCGAN(GenerativeModule):
     Optimizers arrive as factories (Hydra `_partial_: true`) so the config chooses them while the
     module supplies its own parameters. With `classes` it is a conditional GAN: both networks see
     the class of each image, and fakes are drawn for the classes of the real batch. `diffaugment`
-    (e.g. "translation,cutout") augments what the discriminator sees of reals and fakes alike, in
+    (e.g. `[translation, cutout]`) augments what the discriminator sees of reals and fakes alike, in
     both steps (see `diffaugment.py`).
     """
 
@@ -37,14 +37,23 @@ class DCGAN(GenerativeModule):
         classes: Sequence[str] | None = None,
         num_classes: int | None = None,
         ema: Mapping[str, Any] | None = None,
-        diffaugment: str | None = None,
+        diffaugment: Sequence[str] | None = None,
     ) -> None:
         super().__init__(latent_dim, classes, num_classes, ema)
         self.augmentations = parse_policy(diffaugment)
-        # class names stay out of the logged hyperparameters (a list DVCLive cannot log as a
-        # param); the checkpoint's config keeps them
+        # class names, the ema settings and the augmentations stay out of the logged
+        # hyperparameters (config nodes DVCLive cannot log); params.yaml and the checkpoint
+        # keep them
         self.save_hyperparameters(
-            ignore=["generator", "discriminator", "g_optimizer", "d_optimizer", "classes"]
+            ignore=[
+                "generator",
+                "discriminator",
+                "g_optimizer",
+                "d_optimizer",
+                "classes",
+                "ema",
+                "diffaugment",
+            ]
         )
         self.automatic_optimization = False
         self.generator = generator

@@ -12,7 +12,7 @@ Images are in [-1, 1]; randomness comes from torch's global generator, seeded by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,14 +75,16 @@ POLICIES: dict[str, tuple[Callable[[Tensor], Tensor], ...]] = {
 }
 
 
-def parse_policy(policy: str | None) -> tuple[str, ...]:
-    """`"translation,cutout"` -> its names, checked; empty or None is no augmentation."""
-    names = tuple(name.strip() for name in (policy or "").split(",") if name.strip())
+def parse_policy(policy: Sequence[str] | str | None) -> tuple[str, ...]:
+    """`["translation", "cutout"]` (or `"translation,cutout"`) -> its names, checked; empty or None
+    is no augmentation."""
+    parts = policy.split(",") if isinstance(policy, str) else list(policy or [])
+    names = tuple(str(name).strip() for name in parts if str(name).strip())
     unknown = [name for name in names if name not in POLICIES]
     if unknown:
         raise ValueError(
-            f"model.diffaugment: unknown transform(s) {unknown}; use a comma-separated subset of "
-            f"{', '.join(POLICIES)} (color for RGB images only), or '' for none"
+            f"model.diffaugment: unknown transform(s) {unknown}; use a list drawn from "
+            f"{', '.join(POLICIES)} (color for RGB images only), or [] for none"
         )
     return names
 

@@ -34,7 +34,7 @@ class VAE(GenerativeModule):
         ema: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(latent_dim, classes, num_classes, ema)
-        self.save_hyperparameters(ignore=["encoder", "decoder", "optimizer", "classes"])
+        self.save_hyperparameters(ignore=["encoder", "decoder", "optimizer", "classes", "ema"])
         self.encoder = encoder
         self.decoder = decoder
         self.optimizer = optimizer
