@@ -12,7 +12,7 @@ dvc exp run --queue -n headline \
     -S 'ingest.corrupt.mixed=0,0.2,0.3' -S 'filters=default,none' -S 'train.seed=0,1,2' \
     -S eval.metrics.inception_samples=0
 OMP_NUM_THREADS=$(( $(nproc) / workers > 0 ? $(nproc) / workers : 1 )) dvc queue start -j "$workers"
-while dvc queue status | grep -qE 'Running|Queued'; do sleep 30; done
+while dvc queue status | grep -E 'Running|Queued' >/dev/null; do sleep 30; done
 dvc queue status
 datamatters trace headline --metric fid_judge_1k --metric precision_judge_1k \
     --metric memorization_judge_1k

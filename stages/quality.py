@@ -8,14 +8,12 @@ for one more check, `reference_leak`, configured apart from the filters under st
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 from hydra.utils import instantiate
 
-from datamatters.atomic import write_json
-from datamatters.data.contract import read_stage_data, write_stage_data
+from datamatters.data.contract import read_stage_data
 from datamatters.metrics.judge_features import judge_features
 from datamatters.models.checkpoint import load_stage_input
 from datamatters.quality.assess import assess, configured_checks
 from datamatters.quality.checks import QualityContext
-from datamatters.quality.gallery import save_gallery
-from datamatters.quality.report import ground_truth_scores, log_summary
+from datamatters.quality.report import ground_truth_scores, write_checked
 from datamatters.stage import load_params, parse_paths, run_stage
 
 
@@ -32,10 +30,7 @@ def main() -> None:
     context = QualityContext(features=judge_features(judge, data.images), reference=reference)
     assessed, report = assess(data, checks, context)
     report |= ground_truth_scores(assessed.manifest)
-    write_stage_data(args.output, assessed)
-    write_json(args.metrics, report)
-    save_gallery(assessed.images, assessed.manifest, list(checks), args.gallery)
-    log_summary(report, checks)
+    write_checked(assessed, report, checks, vars(args))
 
 
 if __name__ == "__main__":

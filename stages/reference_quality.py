@@ -8,11 +8,9 @@ output, so it cannot be used to decide it.
 
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 
-from datamatters.atomic import write_json
-from datamatters.data.contract import read_stage_data, write_stage_data
+from datamatters.data.contract import read_stage_data
 from datamatters.quality.assess import assess, configured_checks
-from datamatters.quality.gallery import save_gallery
-from datamatters.quality.report import log_summary
+from datamatters.quality.report import write_checked
 from datamatters.stage import load_params, parse_paths, run_stage
 
 
@@ -23,10 +21,7 @@ def main() -> None:
     data = read_stage_data(args.input, stage="reference_quality", producer="ingest")
     checks = configured_checks(section)
     assessed, report = assess(data, checks)
-    write_stage_data(args.output, assessed)
-    write_json(args.metrics, report)
-    save_gallery(assessed.images, assessed.manifest, list(checks), args.gallery)
-    log_summary(report, checks)
+    write_checked(assessed, report, checks, vars(args))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from datamatters.atomic import write_json
+from datamatters.data.contract import StageData, write_stage_data
 from datamatters.quality.checks import Check
+from datamatters.quality.gallery import save_gallery
 
 log = logging.getLogger("datamatters")
 
@@ -53,6 +56,20 @@ def summary_table(report: dict, actions: Mapping[str, str | None]) -> str:
         f"kept {report['kept']} of {report['images']} images ({100 * report['kept_fraction']:.2f}%)"
     )
     return "\n".join(lines)
+
+
+def write_checked(
+    assessed: StageData,
+    report: dict,
+    checks: Mapping[str, Check],
+    paths: Mapping[str, str],
+) -> None:
+    """A checking stage's outputs (`paths`: output, metrics, gallery) and its closing lines, the
+    same for the train pool and the reference split."""
+    write_stage_data(paths["output"], assessed)
+    write_json(paths["metrics"], report)
+    save_gallery(assessed.images, assessed.manifest, list(checks), paths["gallery"])
+    log_summary(report, checks)
 
 
 def log_summary(report: dict, checks: Mapping[str, Check]) -> None:
