@@ -138,7 +138,8 @@ class ReferenceLeak(_HashSearch):
     """Train-pool images that copy a reference image, exactly or nearly: flagged, never trained on.
 
     The split hashes each image's own pixels, so a near-copy draws its side independently of its
-    original, and about a fifth of such pairs straddle the split. A generator trained on a copy
+    original: with `data.reference_fraction` f a pair straddles the split with probability
+    2f(1 - f), a third of pairs at the default 0.2. A generator trained on a copy
     of a reference image is rewarded by FID for memorising it, so this check guards the yardstick
     rather than the data under study: it is configured under `reference.leak`, which no sweep knob
     touches, and it runs when `quality.enabled` is false. It searches every decodable reference
@@ -162,13 +163,9 @@ class ReferenceLeak(_HashSearch):
             )
         usable, ref_usable = decodable(data.manifest), np.flatnonzero(decodable(reference.manifest))
         ref_ids = reference.manifest["id"].astype("string").to_numpy(dtype=object)
-        of = np.full(len(usable), pd.NA, dtype=object)
-        ref_sha = reference.manifest["sha256"].iloc[ref_usable]
-        exact = pd.Series(ref_ids[ref_usable], index=ref_sha.to_numpy())
-        exact = exact[~exact.index.duplicated()]
-        sha = data.manifest["sha256"]
-        copies = usable & sha.isin(exact.index).to_numpy()
-        of[copies] = exact.reindex(sha[copies].to_numpy()).to_numpy()
+        of = _same_pixels(data.manifest, reference.manifest.iloc[ref_usable])
+        of[~usable] = pd.NA
+        copies = int(pd.notna(of).sum())
 
         searched = np.flatnonzero(usable)
         images = np.concatenate([reference.images[ref_usable], data.images[searched]])
@@ -189,5 +186,11 @@ class ReferenceLeak(_HashSearch):
             scores,
             self.min_similarity,
             columns={"reference_leak_of": pd.array(of, dtype="string")},
-            metrics={"exact": int(copies.sum()), "candidates": matches.candidates},
+            metrics={"exact": copies, "candidates": matches.candidates},
         )
+
+
+def _same_pixels(manifest: pd.DataFrame, reference: pd.DataFrame) -> np.ndarray:
+    """Per row, the id of a reference row with identical pixels (its sha256), else NA."""
+    first_id = reference.drop_duplicates("sha256").set_index("sha256")["id"].astype("string")
+    return manifest["sha256"].map(first_id).to_numpy(dtype=object, na_value=pd.NA)
