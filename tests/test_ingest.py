@@ -250,7 +250,7 @@ def test_manifest_errors_name_the_fix(tmp_path, image_folder):
     with pytest.raises(StageError, match="manifest not found"):
         list(ManifestSource(str(root), "other.csv").items())
     (root / "bad.csv").write_text("file,label\ncat/01.png,cat\n")
-    with pytest.raises(StageError, match="no column 'path' .*data.path_column"):
+    with pytest.raises(StageError, match="no column 'path' .*data.source.path_column"):
         list(ManifestSource(str(root), "bad.csv").items())
 
 

@@ -167,7 +167,7 @@ class ManifestSource:
                 "ingest",
                 path,
                 f"no column {self.path_column!r} (columns: {', '.join(map(str, table.columns))})",
-                "name the column of image paths with data.path_column",
+                "name the column of image paths with data.source.path_column",
             )
         if table.empty:
             raise StageError("ingest", path, "lists no images", "add one row per image")
