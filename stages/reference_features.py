@@ -6,7 +6,7 @@ Depends on the reference split and the extractors only; evaluate measures agains
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 import torch
 
-from datamatters.data.contract import BASE_COLUMNS, read_stage_data
+from datamatters.data.contract import BASE_COLUMNS, kept_rows, read_stage_data
 from datamatters.metrics import reference_features
 from datamatters.models.checkpoint import load_stage_input
 from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
@@ -22,19 +22,18 @@ def main() -> None:
         producer="reference_quality",
         columns=(*BASE_COLUMNS, "keep"),
     )
+    kept = kept_rows(reference)
     judge = load_stage_input(args.judge, "reference_features", producer="judge")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     log.info(
         "features of the %d kept of %d reference images: judge%s, on %s",
-        int(reference.manifest["keep"].sum()),
+        len(kept.images),
         len(reference.images),
         " and Inception" if cfg.inception else "",
         device,
     )
     try:
-        features = reference_features.compute(
-            reference, judge.to(device), cfg.inception, cfg.batch_size
-        )
+        features = reference_features.compute(kept, judge.to(device), cfg.inception, cfg.batch_size)
     except FileNotFoundError as err:
         raise StageError(
             "reference_features",
@@ -42,7 +41,7 @@ def main() -> None:
             str(err),
             "or set eval.reference.inception=false and eval.metrics.inception_samples=0",
         ) from err
-    reference_features.save(args.output, reference, features)
+    reference_features.save(args.output, kept, features)
     log.info("wrote %s: %s", args.output, ", ".join(f"{k} {v.shape}" for k, v in features.items()))
 
 

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import compose_config
+from datamatters.data.contract import kept_rows
 from datamatters.data.datamodule import class_ids
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
@@ -80,8 +81,9 @@ def metrics_config(**overrides):
 
 
 def cached_features(reference, judge, folder, inception=False):
-    features = reference_features.compute(reference, judge, inception, batch_size=64)
-    reference_features.save(folder, reference, features)
+    kept = kept_rows(reference)
+    features = reference_features.compute(kept, judge, inception, batch_size=64)
+    reference_features.save(folder, kept, features)
     return folder
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from datamatters.atomic import atomic_path
-from datamatters.data.contract import StageData, kept_rows
+from datamatters.data.contract import StageData
 from datamatters.metrics.generative import extract
 from datamatters.metrics.inception import InceptionFeatures
 from datamatters.metrics.judge_features import JudgeFeatures
@@ -24,18 +24,19 @@ ROWS = "rows.parquet"  # id and label of each feature row, in order
 
 
 def compute(
-    reference: StageData, judge: JudgeNet, inception: bool, batch_size: int
+    kept: StageData, judge: JudgeNet, inception: bool, batch_size: int
 ) -> dict[str, np.ndarray]:
-    images = kept_rows(reference).images
+    """Each extractor's features of `kept`, the reference rows its checks kept (`kept_rows`)."""
+    images = kept.images
     features = {"judge": extract(JudgeFeatures(judge), images, batch_size)}
     if inception:
         features["inception"] = extract(InceptionFeatures(), images, batch_size)
     return features
 
 
-def save(folder: str | Path, reference: StageData, features: dict[str, np.ndarray]) -> None:
+def save(folder: str | Path, kept: StageData, features: dict[str, np.ndarray]) -> None:
     """`<extractor>.npy` per extractor plus the rows they belong to, written as one directory."""
-    rows = kept_rows(reference).manifest[["id", "label"]].reset_index(drop=True)
+    rows = kept.manifest[["id", "label"]].reset_index(drop=True)
     with atomic_path(folder) as tmp:
         tmp.mkdir()
         rows.to_parquet(tmp / ROWS, index=False)
