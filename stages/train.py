@@ -1,22 +1,35 @@
 """DVC stage `train`: fit the model chosen by `model=` on the materialised training set."""
 
+from pathlib import Path
+
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 import lightning as L
 from dvclive.lightning import DVCLiveLogger
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
+import datamatters
 from datamatters.metrics import reference_features
 from datamatters.metrics.training_fid import EpochFID
+from datamatters.models import resume
 from datamatters.models.callbacks import EpochSummary, SampleGrid
 from datamatters.models.checkpoint import load_stage_input, save_checkpoint
 from datamatters.models.generative import with_classes
+from datamatters.models.resume import ResumeCheckpoint
 from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
     args = parse_paths(
-        __doc__, "data", "judge", "reference-features", "checkpoint", "live-dir", "samples"
+        __doc__,
+        "data",
+        "judge",
+        "reference-features",
+        "checkpoint",
+        "live-dir",
+        "samples",
+        "resume-dir",
     )
 
     params = load_params("train", "model", "trainer", "datamodule", "train")
@@ -40,16 +53,44 @@ def main() -> None:
         datamodule.image_shape,
     )
 
-    logger = DVCLiveLogger(dir=args.live_dir, dvcyaml=False, save_dvc_exp=False)
+    inputs = [args.data]
     callbacks = [SampleGrid(args.samples), EpochSummary()]
     if params["train"].fid_samples:
+        inputs += [args.judge, args.reference_features]
         judge = load_stage_input(args.judge, "train", producer="judge")
         reference, _ = reference_features.load(args.reference_features, "judge", "train")
         callbacks.insert(0, EpochFID(judge, reference, params["train"].fid_samples))
+    callbacks.append(ResumeCheckpoint(args.resume_dir, params["train"].checkpoint_every_n_steps))
+    last = resume_point(args.resume_dir, params, inputs)
+    # DVC deletes metrics/train before the stage runs, so the curve is logged beside the resume
+    # checkpoint and published to metrics/train when training ends.
+    logger = DVCLiveLogger(
+        dir=str(Path(args.resume_dir) / resume.LIVE),
+        dvcyaml=False,
+        save_dvc_exp=False,
+        resume=last is not None,
+    )
     trainer = instantiate(params["trainer"], logger=logger, callbacks=callbacks)
-    trainer.fit(model, datamodule=datamodule)
-    save_checkpoint(model, OmegaConf.to_container(model_config, resolve=True), args.checkpoint)
-    log.info("wrote %s after %d steps", args.checkpoint, trainer.global_step)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=last, weights_only=True)
+    if trainer.is_global_zero:  # under DDP every process holds the same weights: one writes
+        save_checkpoint(model, OmegaConf.to_container(model_config, resolve=True), args.checkpoint)
+        resume.finish(args.resume_dir, args.live_dir)
+        log.info("wrote %s after %d steps", args.checkpoint, trainer.global_step)
+
+
+def resume_point(directory: str, params: dict, inputs: list[str]) -> Path | None:
+    """The checkpoint a killed run with these params, inputs and code left, if any."""
+    plain = {key: OmegaConf.to_container(value, resolve=True) for key, value in params.items()}
+    code = [Path(__file__), Path(datamatters.__file__).parent]
+    key = resume.fingerprint(plain, inputs, code)
+    if rank_zero_only.rank != 0:  # a DDP worker: rank 0 has already set the directory up
+        return resume.existing_point(directory, key)
+    last = resume.resume_point(directory, key)
+    if last is not None:
+        step = resume.checkpoint_step(last)
+        log.info("resuming from %s at step %d (same params, data and code)", last, step)
+        resume.truncate_live_history(Path(directory) / resume.LIVE, step)
+    return last
 
 
 def classes_to_learn(datamodule, data_dir: str) -> list[str]:

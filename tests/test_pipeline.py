@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import random
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import make_project, sh, stages_run
+from conftest import make_project, sh, stage_env, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +67,65 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
 
 def test_noop_repro_runs_nothing(project):
     assert stages_run(sh(project, "dvc", "repro")) == set()
+
+
+# dependency order, so each stage's inputs exist when it is killed
+ORDER = [
+    "ingest",
+    "reference_quality",
+    "judge",
+    "quality",
+    "labeling",
+    "augment",
+    "reference_features",
+    "train",
+    "evaluate",
+]
+
+
+def killed_after(project: Path, command: list[str], delay: float) -> bool:
+    """Run `command` in its own process group and SIGKILL the group (DVC and the stage's Python)
+    `delay` s after it starts, as an out-of-memory killer or a pre-empted machine would.
+    True if it was still running."""
+    process = subprocess.Popen(
+        command,
+        cwd=project,
+        env=stage_env() | {"DVC_NO_ANALYTICS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + delay
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if process.poll() is not None:
+        return False
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return True
+
+
+def out_hashes(project: Path) -> dict[str, str]:
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])}
+
+
+def test_each_stage_killed_at_a_random_point_then_repro_completes_to_the_same_outputs(project):
+    """Nothing a kill leaves behind is taken as valid: after one SIGKILL per stage, `dvc repro`
+    ends with `dvc status` clean and every output's hash as in the uninterrupted run."""
+    assert set(ORDER) == STAGES
+    uninterrupted = out_hashes(project)
+    rng = random.Random(13)
+    for stage in ORDER:
+        command, delay = ["dvc", "repro", "-f", "-s", stage], rng.uniform(0.5, 5.0)
+        while not killed_after(project, command, delay):
+            delay /= 2  # it finished first: run it again and kill it sooner
+        assert f"{stage}:" in sh(project, "dvc", "status", stage), f"{stage} taken as done"
+    sh(project, "dvc", "repro")
+    assert "up to date" in sh(project, "dvc", "status")
+    assert out_hashes(project) == uninterrupted
+    scratch = [p for p in project.rglob("*.tmp") if not {".dvc", ".git"} & set(p.parts)]
+    assert not scratch, f"temporary files left behind: {scratch}"
 
 
 def test_training_change_reruns_only_train_and_evaluate(project):

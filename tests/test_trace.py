@@ -21,8 +21,15 @@ from datamatters.trace.compare import (
     pooled_noise,
     varied_axes,
 )
-from datamatters.trace.experiments import Experiment, TraceError, flatten, select
+from datamatters.trace.experiments import (
+    Experiment,
+    TraceError,
+    flatten,
+    resolve_sets,
+    select,
+)
 from datamatters.trace.lineage import used_by
+from datamatters.trace.overview import overview_rows, render
 from datamatters.trace.report import write_trace
 
 DEFAULTS = {"ingest.corrupt.mixed": 0.0, "quality.enabled": True, "labeling.audit.enabled": True}
@@ -122,6 +129,29 @@ def test_sets_are_selected_by_name_in_natural_order(sweep):
     assert names == [*(f"sweep-{i}" for i in range(1, 9)), "sweep-10"]
 
 
+def test_an_experiments_own_name_selects_it_and_single_names_are_traced_together(tmp_path):
+    clean = experiment("clean", 0.0, True, 0, 50.0)
+    dirty = experiment("dirty", 0.3, True, 0, 70.0)
+    auto = experiment("gaunt-thug", 0.0, True, 0, 51.0)  # DVC's own names hold a dash, no set
+    assert select([clean, dirty, auto], "clean") == [clean]
+    assert resolve_sets([clean, dirty, auto], ["clean", "dirty"]) == [
+        ("clean+dirty", [clean, dirty])
+    ]
+    text = write_trace([clean, dirty, auto], ["clean", "dirty"], DEFAULTS, tmp_path).read_text()
+    assert "ingest.corrupt.mixed" in text and "gaunt-thug" not in text
+
+
+def test_no_names_trace_every_set_and_the_loose_experiments(sweep):
+    loose = [experiment("gaunt-thug", 0.0, True, 0, 51.0), experiment("clean", 0.3, True, 0, 1.0)]
+    resolved = resolve_sets([*loose, *sweep], [])
+    assert [(name, len(members)) for name, members in resolved] == [
+        ("sweep", 8),
+        ("gaunt-thug+clean", 2),
+    ]
+    with pytest.raises(TraceError, match=r"named 'swe'; here: sweep \(set\), clean, gaunt-thug"):
+        resolve_sets([*loose, *sweep], ["swe"])
+
+
 def test_used_by_finds_every_experiment_with_a_hash_prefix(sweep):
     found = used_by(sweep, "abababab")
     assert {exp.name for exp, _ in found} == {e.name for e in sweep}
@@ -140,7 +170,7 @@ def test_report_has_rows_verdicts_and_plots(sweep, tmp_path):
     assert "49.0 [47.0, 51.0]" in text, "each run's sampling interval is shown"
     for png in ("sweep_deltas_fid_judge_1k.png", "sweep_ingest.corrupt.mixed.png"):
         assert (tmp_path / png).stat().st_size > 10_000 and f"]({png})" in text
-    with pytest.raises(TraceError, match="no finished experiment is named 'other-...'"):
+    with pytest.raises(TraceError, match="no finished experiment or set is named 'other'"):
         write_trace(sweep, ["other"], DEFAULTS, tmp_path, ["fid_judge_1k"])
     with pytest.raises(TraceError, match="pick one of: fid_judge_1k"):
         write_trace(sweep, ["sweep"], DEFAULTS, tmp_path, ["fid_inception_500"])
@@ -179,3 +209,23 @@ def test_a_run_repeated_in_another_set_counts_once_and_is_checked_for_determinis
     assert "(4 degrees of freedom)" in text, "the repeats add no replicate"
     assert "`again-1` repeats `sweep-1`: identical checkpoint md5." in text
     assert "`again-2` repeats `sweep-2`: **different checkpoint md5**." in text
+
+
+def test_overview_shows_the_knobs_that_differ_and_headline_metrics_named_by_stage(sweep):
+    header, rows = overview_rows(sweep)
+    assert header == [
+        "experiment",
+        "ingest.corrupt.mixed",
+        "labeling.audit.enabled",
+        "quality.enabled",
+        "train.seed",
+        "quality.kept_fraction",
+        "evaluate.fid_judge_1k",
+    ]
+    assert rows[0] == ["sweep-1", "0", "True", "True", "0", "0.9", "49 [47, 51]"]
+    lines = render(header, rows).splitlines()
+    assert lines[0].split() == ["ingest", "labeling", "quality", "train", "quality", "evaluate"]
+    assert lines[1].split()[:3] == ["experiment", "corrupt.mixed", "audit.enabled"]
+    assert max(map(len, lines)) < 120
+    every, _ = overview_rows(sweep, every_metric=True)
+    assert {"quality.blur_flagged", "evaluate.fid_judge_1k_ci95_low"} <= set(every)

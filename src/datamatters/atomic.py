@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -16,10 +17,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; on success it replaces `path`, on error it is removed.
 
     Works for files and directories alike: the caller writes whatever it wants at the yielded
-    path. The temporary sits in the same directory so the final rename stays on one filesystem.
+    path. The temporary sits in the same directory so the final rename stays on one filesystem;
+    one that a killed process left there is removed by the next write to the same path.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a process killed mid-write
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     tmp = scratch / target.name
     try:

@@ -80,6 +80,23 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exps(args: argparse.Namespace) -> int:
+    from datamatters.trace.experiments import load_experiments, resolve_sets
+    from datamatters.trace.overview import overview_rows, render, render_csv
+
+    experiments = load_experiments()
+    if args.names:
+        experiments = [
+            exp for _, members in resolve_sets(experiments, args.names) for exp in members
+        ]
+    if not experiments:
+        print("no finished experiment here: run some with `dvc exp run`")
+        return 1
+    header, rows = overview_rows(experiments, every_metric=args.all)
+    print(render_csv(header, rows) if args.csv else render(header, rows))
+    return 0
+
+
 def _lineage(args: argparse.Namespace) -> int:
     from datamatters.trace.experiments import load_experiments
     from datamatters.trace.lineage import DATA_VERSIONS, find, removed_images
@@ -112,6 +129,53 @@ def _used_by(args: argparse.Namespace) -> int:
         print(f"{exp.name}\t{exp.rev[:7]}\t{path}\t{exp.outs[path]}")
     if not found:
         print(f"no finished experiment has an output with md5 {args.md5}...")
+        return 1
+    return 0
+
+
+def _load_generator(path: Path):
+    from datamatters.models.checkpoint import load_checkpoint
+    from datamatters.models.generative import GenerativeModule
+
+    model = load_checkpoint(path)
+    if not isinstance(model, GenerativeModule):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a generator")
+    return model
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from datamatters.models.serving import class_ids, write_samples
+
+    try:
+        model = _load_generator(args.checkpoint)
+        labels = class_ids(model, args.class_name, args.n)
+        images = model.sample(args.n, seed=args.seed, labels=labels)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    write_samples(images, args.out)
+    print(f"wrote {args.n} samples (seed {args.seed}) to {args.out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from datamatters.models.serving import export
+
+    try:
+        model = _load_generator(args.checkpoint)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report = export(model, args.out)
+    for kind in ("torchscript", "onnx"):
+        difference = getattr(report, f"{kind}_max_abs_diff")
+        print(
+            f"wrote {getattr(report, kind)}: max abs difference {difference:.2e} from the "
+            f"checkpoint on {report.samples} seeded latents"
+        )
+    worst = max(report.torchscript_max_abs_diff, report.onnx_max_abs_diff)
+    if worst > args.tolerance:
+        print(f"error: an export differs by more than {args.tolerance:g}", file=sys.stderr)
         return 1
     return 0
 
@@ -163,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace = sub.add_parser(
         "trace", help="write reports/trace.md: experiment sets from data knobs to output metrics"
     )
-    trace.add_argument("sets", nargs="+", help="set names: the -n of `dvc exp run -n NAME`")
+    trace.add_argument(
+        "sets",
+        nargs="*",
+        help="sets (the -n of `dvc exp run --queue -n NAME` on a grid) or experiments' own names, "
+        "which are traced together; default: every experiment here",
+    )
     trace.add_argument(
         "--metric",
         action="append",
@@ -174,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--params", type=Path, default=PARAMS_FILE, help="the defaults that knobs are compared to"
     )
     trace.set_defaults(func=_trace)
+    exps = sub.add_parser(
+        "exps",
+        help="experiments on one screen: the params that differ and the headline metrics",
+    )
+    exps.add_argument("names", nargs="*", help="sets or experiments (default: all)")
+    exps.add_argument("--all", action="store_true", help="every metric, not only the headline")
+    exps.add_argument("--csv", action="store_true", help="comma-separated, full column names")
+    exps.set_defaults(func=_exps)
     lineage = sub.add_parser(
         "lineage", help="an experiment's data versions and the images its filters removed"
     )
@@ -183,6 +260,29 @@ def build_parser() -> argparse.ArgumentParser:
     used = sub.add_parser("used-by", help="experiments whose outputs have this dvc.lock md5")
     used.add_argument("md5", help="an md5 from dvc.lock, or its first characters")
     used.set_defaults(func=_used_by)
+    sample = sub.add_parser("sample", help="draw images from a trained generator's checkpoint")
+    sample.add_argument("checkpoint", type=Path, help="e.g. models/generator.pt")
+    sample.add_argument("--n", type=int, default=64, help="how many images")
+    sample.add_argument("--seed", type=int, default=0, help="the latents' seed")
+    sample.add_argument(
+        "--class", dest="class_name", help="a conditional model's class name, e.g. 7"
+    )
+    sample.add_argument(
+        "--out",
+        type=Path,
+        default=Path("samples.png"),
+        help="a .png grid, a .npy array (uint8 N×H×W×C), or a folder of PNGs",
+    )
+    sample.set_defaults(func=_sample)
+    export = sub.add_parser(
+        "export", help="the generator as TorchScript and ONNX, checked against the checkpoint"
+    )
+    export.add_argument("checkpoint", type=Path, help="e.g. models/generator.pt")
+    export.add_argument("--out", type=Path, default=Path("models/export"))
+    export.add_argument(
+        "--tolerance", type=float, default=1e-5, help="exit 1 beyond this max abs difference"
+    )
+    export.set_defaults(func=_export)
     return parser
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 import time
 import warnings
@@ -61,19 +63,41 @@ def load_params(stage: str, *keys: str, path: Path = PARAMS_FILE) -> dict[str, D
     return sections
 
 
+# Lightning's start-up banners and end-of-fit notes, printed once per `Trainer` (five times in a
+# label audit): they say nothing a stage's own lines do not, and hide the warnings that matter.
+# "GPU available: True, used: False" is kept: that one is worth acting on.
+LIGHTNING_CHATTER = re.compile(
+    r"💡 Tip|GPU available: False|[TH]PU available: False|`Trainer\.fit` stopped: "
+)
+
+
 def _quiet_library_chatter() -> None:
-    """Drop third-party lines that say nothing about this run (adverts, upstream deprecations)."""
+    """Drop third-party lines that say nothing about this run (banners, adverts, deprecations)."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: not str(record.msg).startswith("💡 Tip")
+        lambda record: not LIGHTNING_CHATTER.match(str(record.msg))
     )
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+    warnings.filterwarnings("ignore", message=".*defined a `validation_step` but have no")
+
+
+def process_rank() -> int:
+    """This process's global rank under torchrun, SLURM or Lightning's launcher (0 alone)."""
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if variable in os.environ:
+            return int(os.environ[variable])
+    return 0
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
     """Run a stage's main with its progress format; turn StageError into a one-line exit 2."""
     _quiet_library_chatter()
+    rank = process_rank()
     logging.basicConfig(
-        level=logging.INFO, format=f"[{name}] %(message)s", stream=sys.stdout, force=True
+        # a DDP worker says only what goes wrong: rank 0 reports the run
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"[{name}] %(message)s" if rank == 0 else f"[{name} rank {rank}] %(message)s",
+        stream=sys.stdout,
+        force=True,
     )
     started = time.perf_counter()
     try:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 # The outputs that say which data a model saw and which model it was (their dvc.lock hashes).
 TRAINING_SET, CHECKPOINT = "data/augmented", "models/generator.pt"
+SET_MEMBER = re.compile(r"^(?P<set>.+)-(?P<index>\d+)$")
 EXP_REF = re.compile(r"^refs/exps/([0-9a-f]{2})/([0-9a-f]{38})/[^/]+$")
 
 
@@ -66,12 +67,56 @@ def load_experiments(repo: Path = Path(".")) -> list[Experiment]:
     return [exp for commit in shown for exp in _experiments_of(commit)]
 
 
+def set_of(exp: Experiment) -> str | None:
+    """The set an experiment belongs to: `dvc exp run -n NAME` on a grid names its runs NAME-1..."""
+    match = SET_MEMBER.match(exp.name)
+    return match["set"] if match else None
+
+
 def select(experiments: Iterable[Experiment], name: str) -> list[Experiment]:
-    """A named set: the experiments called `name-...`, as `dvc exp run -n name` names a sweep."""
-    return sorted(
-        (exp for exp in experiments if exp.name.startswith(f"{name}-")),
-        key=lambda exp: _natural(exp.name),
-    )
+    """The experiment called `name`, or else the set `name`: the experiments called `name-<n>`."""
+    experiments = list(experiments)
+    own = [exp for exp in experiments if exp.name == name]
+    members = own or [exp for exp in experiments if set_of(exp) == name]
+    return sorted(members, key=lambda exp: _natural(exp.name))
+
+
+def resolve_sets(
+    experiments: Sequence[Experiment], names: Sequence[str]
+) -> list[tuple[str, list[Experiment]]]:
+    """The sets to trace: each named set on its own, the named single experiments together.
+
+    With no names, every set here and, as one more set, the experiments in none. Single
+    experiments (`dvc exp run -n clean`, `-n dirty`) are compared with each other, so they
+    form one set, named `clean+dirty`.
+    """
+    if not names:
+        sets = sorted({s for exp in experiments if (s := set_of(exp))}, key=_natural)
+        loose = [exp.name for exp in experiments if set_of(exp) is None]
+        names = [*sets, *loose]
+    resolved: list[tuple[str, list[Experiment]]] = []
+    singles: list[Experiment] = []
+    for name in names:
+        members = select(experiments, name)
+        if not members:
+            raise TraceError(
+                f"no finished experiment or set is named '{name}'; here: "
+                f"{', '.join(_known(experiments)) or 'none'}. Run one with `dvc exp run -n {name}`"
+                f" (a set: `dvc exp run --queue -n {name} -S ...` and `dvc queue start`)"
+            )
+        if len(members) == 1 and members[0].name == name:
+            singles += members
+        else:
+            resolved.append((name, members))
+    if singles:
+        resolved.append(("+".join(exp.name for exp in singles), singles))
+    return resolved
+
+
+def _known(experiments: Iterable[Experiment]) -> list[str]:
+    experiments = list(experiments)
+    sets = sorted({f"{s} (set)" for exp in experiments if (s := set_of(exp))}, key=_natural)
+    return sets + sorted((exp.name for exp in experiments if set_of(exp) is None), key=_natural)
 
 
 def _experiments_of(commit: Mapping[str, Any]) -> Iterable[Experiment]:

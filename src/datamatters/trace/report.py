@@ -33,7 +33,7 @@ from datamatters.trace.experiments import (
     TRAINING_SET,
     Experiment,
     TraceError,
-    select,
+    resolve_sets,
 )
 
 QUALITY, LABELING, AUGMENT = "metrics/quality.json", "metrics/labeling.json", "metrics/augment.json"
@@ -61,7 +61,15 @@ def write_trace(
     Verdicts are given for each of `metrics` (default: the judge FID, at whatever sample count
     the runs used); the first is the one the tables lead with.
     """
-    traced = [_trace_set(experiments, name, defaults) for name in set_names]
+    traced = [
+        _trace_set(name, members, defaults)
+        for name, members in resolve_sets(experiments, set_names)
+    ]
+    if not traced:
+        raise TraceError(
+            "no finished experiment here to trace: run some with `dvc exp run` "
+            "(`dvc exp show` lists them)"
+        )
     outputs = sorted({m for t in traced for exp in t.experiments for m in _outputs(exp)})
     judge_fid = [m for m in outputs if m.startswith("fid_judge_") and "class" not in m]
     metrics = list(metrics) or judge_fid[:1] or outputs[:1]
@@ -74,7 +82,7 @@ def write_trace(
     members = [exp for t in traced for exp in t.experiments]
     runs, repeats = distinct_runs(members)
     noise = {m: pooled_noise(configurations(runs), m) for m in outputs}
-    lines = _header(traced, metrics, noise) + _repeats_lines(repeats)
+    lines = _header(traced, set_names, metrics, noise) + _repeats_lines(repeats)
     for t in traced:
         lines += _set_section(t, metrics, outputs, noise, out_dir)
     lines += _lineage_section(traced)
@@ -83,16 +91,7 @@ def write_trace(
     return report
 
 
-def _trace_set(
-    experiments: Sequence[Experiment], name: str, defaults: Mapping[str, Any]
-) -> TracedSet:
-    members = select(experiments, name)
-    if not members:
-        known = sorted({exp.name.rsplit("-", 1)[0] for exp in experiments if "-" in exp.name})
-        raise TraceError(
-            f"no finished experiment is named '{name}-...'; sets here: {', '.join(known) or 'none'}"
-            f". Run one with `dvc exp run --queue -n {name} -S ...` and `dvc queue start`"
-        )
+def _trace_set(name: str, members: list[Experiment], defaults: Mapping[str, Any]) -> TracedSet:
     axes = varied_axes(members, defaults)
     return TracedSet(name, members, axes, group(members, axes), fixed_settings(members, defaults))
 
@@ -118,12 +117,13 @@ def _outputs(exp: Experiment) -> list[str]:
 
 
 def _header(
-    traced: Sequence[TracedSet], metrics: Sequence[str], noise: Mapping[str, Noise]
+    traced: Sequence[TracedSet],
+    set_names: Sequence[str],
+    metrics: Sequence[str],
+    noise: Mapping[str, Noise],
 ) -> list[str]:
     count = sum(len(t.experiments) for t in traced)
-    command = " ".join(
-        ["datamatters trace", *(t.name for t in traced), *(f"--metric {m}" for m in metrics)]
-    )
+    command = " ".join(["datamatters trace", *set_names, *(f"--metric {m}" for m in metrics)])
     measured = [f"`{m}` {noise[m].sd:.4g}" for m in metrics if noise[m].sd is not None]
     if not measured:
         noise_line = (
