@@ -30,7 +30,7 @@ from datamatters.data.corrupt import KINDS, inject
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.data.sources import FolderSource
-from datamatters.metrics.judge_features import judge_features
+from datamatters.features.judge import judge_features
 from datamatters.models.checkpoint import load_checkpoint
 from datamatters.parallel import available_workers
 from datamatters.quality.assess import assess

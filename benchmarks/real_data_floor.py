@@ -13,10 +13,12 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from datamatters.data.contract import read_stage_data
-from datamatters.metrics import reference_features
-from datamatters.metrics.generative import extract, feature_metrics, sample_tag
-from datamatters.metrics.inception import InceptionFeatures
-from datamatters.metrics.judge_features import JudgeFeatures
+from datamatters.features import reference_cache
+from datamatters.features.extract import extract
+from datamatters.features.inception import InceptionFeatures
+from datamatters.features.judge import JudgeFeatures
+from datamatters.metrics.evaluation import feature_metrics
+from datamatters.metrics.names import sample_tag
 from datamatters.models.checkpoint import load_checkpoint
 
 
@@ -30,7 +32,7 @@ def main() -> None:
         ("judge", JudgeFeatures(load_checkpoint("models/judge.pt")), cfg.num_samples),
         ("inception", InceptionFeatures(), cfg.inception_samples),
     ):
-        real, _ = reference_features.load("data/reference_features", name, "benchmark")
+        real, _ = reference_cache.load("data/reference_features", name, "benchmark")
         scores = feature_metrics(real, extract(extractor, images[:count], 50), cfg)
         print(
             f"{name}, {sample_tag(count)} real train-pool images vs {len(real)} reference: "

@@ -9,8 +9,8 @@ import lightning as L
 
 from datamatters.atomic import write_json
 from datamatters.data.contract import BASE_COLUMNS, kept_rows, read_stage_data
-from datamatters.metrics.judge_training import fit_judge
 from datamatters.models.checkpoint import save_checkpoint
+from datamatters.models.judge_training import fit_judge
 from datamatters.stage import load_params, log, parse_paths, run_stage
 
 

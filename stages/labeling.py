@@ -5,20 +5,36 @@ import lightning as L
 
 from datamatters.atomic import write_json
 from datamatters.data.contract import read_stage_data, write_stage_data
+from datamatters.labeling.audit import StartMismatch
 from datamatters.labeling.labels import audit_labels, carry_labels
 from datamatters.labeling.report import label_report, write_confusion_rows
-from datamatters.stage import load_params, log, parse_paths, run_stage
+from datamatters.models.checkpoint import load_stage_input
+from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "input", "output", "metrics", "confusion")
+    args = parse_paths(__doc__, "input", "judge", "output", "metrics", "confusion")
 
     labeling = load_params("labeling", "labeling")["labeling"]
     L.seed_everything(labeling.audit.seed, workers=True, verbose=False)
     data = read_stage_data(
         args.input, stage="labeling", producer="quality", columns=("id", "label", "keep", "issues")
     )
-    labeled, summary = audit_labels(carry_labels(data, labeling.classes, args.input), labeling)
+    start = None
+    if labeling.audit.start_from_judge:
+        start = load_stage_input(args.judge, "labeling", producer="judge")
+    try:
+        labeled, summary = audit_labels(
+            carry_labels(data, labeling.classes, args.input), labeling, start
+        )
+    except StartMismatch as err:
+        raise StageError(
+            "labeling",
+            args.judge,
+            str(err),
+            "give eval.judge and labeling.audit.classifier the same network settings, or set "
+            "labeling.audit.start_from_judge=false with labeling.audit.classifier.max_epochs=6",
+        ) from err
     report = label_report(labeled.manifest, summary)
     write_stage_data(args.output, labeled)
     write_json(args.metrics, report)

@@ -9,7 +9,7 @@ import _workspace  # noqa: F401 - first: this workspace's package, not an instal
 from hydra.utils import instantiate
 
 from datamatters.data.contract import read_stage_data
-from datamatters.metrics.judge_features import judge_features
+from datamatters.features.judge import judge_features
 from datamatters.models.checkpoint import load_stage_input
 from datamatters.quality.assess import assess, configured_checks
 from datamatters.quality.checks import QualityContext

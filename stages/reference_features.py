@@ -7,7 +7,9 @@ import _workspace  # noqa: F401 - first: this workspace's package, not an instal
 import torch
 
 from datamatters.data.contract import BASE_COLUMNS, kept_rows, read_stage_data
-from datamatters.metrics import reference_features
+from datamatters.features import reference_cache
+from datamatters.features.inception import InceptionFeatures
+from datamatters.features.judge import JudgeFeatures
 from datamatters.models.checkpoint import load_stage_input
 from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
@@ -32,8 +34,10 @@ def main() -> None:
         " and Inception" if cfg.inception else "",
         device,
     )
+    extractors = {"judge": JudgeFeatures(judge.to(device))}
     try:
-        features = reference_features.compute(kept, judge.to(device), cfg.inception, cfg.batch_size)
+        if cfg.inception:
+            extractors["inception"] = InceptionFeatures().to(device)
     except FileNotFoundError as err:
         raise StageError(
             "reference_features",
@@ -41,7 +45,8 @@ def main() -> None:
             str(err),
             "or set eval.reference.inception=false and eval.metrics.inception_samples=0",
         ) from err
-    reference_features.save(args.output, kept, features)
+    features = reference_cache.compute(kept, extractors, cfg.batch_size)
+    reference_cache.save(args.output, kept, features)
     log.info("wrote %s: %s", args.output, ", ".join(f"{k} {v.shape}" for k, v in features.items()))
 
 

@@ -10,12 +10,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
 import datamatters
-from datamatters.metrics import reference_features
-from datamatters.metrics.training_fid import EpochFID
+from datamatters.features import reference_cache
 from datamatters.models import resume
-from datamatters.models.callbacks import EpochSummary, SampleGrid
+from datamatters.models.callbacks import EpochFID, SampleGrid
 from datamatters.models.checkpoint import load_stage_input, save_checkpoint
 from datamatters.models.generative import with_classes
+from datamatters.models.progress import EpochSummary
 from datamatters.models.resume import ResumeCheckpoint
 from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
 
@@ -58,7 +58,7 @@ def main() -> None:
     if params["train"].fid_samples:
         inputs += [args.judge, args.reference_features]
         judge = load_stage_input(args.judge, "train", producer="judge")
-        reference, _ = reference_features.load(args.reference_features, "judge", "train")
+        reference, _ = reference_cache.load(args.reference_features, "judge", "train")
         callbacks.insert(0, EpochFID(judge, reference, params["train"].fid_samples))
     callbacks.append(ResumeCheckpoint(args.resume_dir, params["train"].checkpoint_every_n_steps))
     last = resume_point(args.resume_dir, params, inputs)

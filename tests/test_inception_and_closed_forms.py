@@ -17,7 +17,7 @@ from torchmetrics.image.inception import InceptionScore
 
 from datamatters.cli import main as cli
 from datamatters.data.mnist5k import Mnist5kSource
-from datamatters.metrics.inception import InceptionFeatures, tf1_bilinear_resize
+from datamatters.features.inception import InceptionFeatures, tf1_bilinear_resize
 
 
 class Identity(nn.Module):

@@ -17,13 +17,15 @@ from datamatters.data.contract import kept_rows
 from datamatters.data.datamodule import class_ids
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
-from datamatters.metrics import reference_features
+from datamatters.features import reference_cache
+from datamatters.features.inception import InceptionFeatures
+from datamatters.features.judge import JudgeFeatures
 from datamatters.metrics.evaluation import evaluate_generator, generate
-from datamatters.metrics.generative import sample_tag
-from datamatters.metrics.judge_training import fit_judge, stratified_holdout
-from datamatters.metrics.training_fid import EpochFID
+from datamatters.metrics.names import sample_tag
+from datamatters.models.callbacks import EpochFID
 from datamatters.models.generative import GenerativeModule
 from datamatters.models.judge import accuracy
+from datamatters.models.judge_training import fit_judge, stratified_holdout
 from datamatters.quality.assess import assess, configured_checks
 from datamatters.stage import StageError
 
@@ -82,8 +84,11 @@ def metrics_config(**overrides):
 
 def cached_features(reference, judge, folder, inception=False):
     kept = kept_rows(reference)
-    features = reference_features.compute(kept, judge, inception, batch_size=64)
-    reference_features.save(folder, kept, features)
+    extractors = {"judge": JudgeFeatures(judge)} | (
+        {"inception": InceptionFeatures()} if inception else {}
+    )
+    features = reference_cache.compute(kept, extractors, batch_size=64)
+    reference_cache.save(folder, kept, features)
     return folder
 
 
@@ -179,9 +184,7 @@ def test_conditional_accuracy_and_per_class_fid(reference, tmp_path):
 
 def test_judge_fid_is_logged_after_every_epoch(reference, tmp_path):
     judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
-    real, _ = reference_features.load(
-        cached_features(reference, judge, tmp_path / "f"), "judge", "t"
-    )
+    real, _ = reference_cache.load(cached_features(reference, judge, tmp_path / "f"), "judge", "t")
     model = instantiate(compose_config("model=vae").model)
     images = torch.from_numpy(np.array(reference.images)).permute(0, 3, 1, 2).float() / 255
     loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), 32)

@@ -11,8 +11,10 @@ from datamatters.data.contract import StageData
 from datamatters.data.corrupt import inject
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
+from datamatters.labeling.audit import StartMismatch
 from datamatters.labeling.labels import audit_labels, carry_labels
 from datamatters.labeling.report import label_report
+from datamatters.models.judge_training import fit_judge
 from datamatters.stage import StageError
 
 QUICK = ["labeling.audit.folds=2", "labeling.audit.classifier.max_epochs=1"]
@@ -25,19 +27,44 @@ def kept(pool: StageData) -> StageData:
 
 
 @pytest.fixture(scope="module")
-def digits() -> StageData:
-    return ingest(list(Mnist5kSource().items()), 32, 1, 0.2, 0, limit=1500).train
+def split():
+    return ingest(list(Mnist5kSource().items()), 32, 1, 0.2, 0, limit=1500)
 
 
 @pytest.fixture(scope="module")
-def audited(digits):
+def digits(split) -> StageData:
+    return split.train
+
+
+@pytest.fixture(scope="module")
+def judge(split):
+    """The judge as its stage trains it, on this split's reference images: the audit's start."""
+    reference = split.reference
+    manifest = reference.manifest.assign(keep=True)
+    return fit_judge(
+        StageData(reference.images, manifest), compose_config().eval.judge, "ref"
+    ).network
+
+
+@pytest.fixture(scope="module")
+def audited(digits, judge):
     """10% of labels flipped and 10% removed; default settings but 3 folds, on 1,200 digits.
 
-    A smaller, faster case than MNIST-5k with 5 folds, so it finds fewer flips (the README has
-    the full-size numbers)."""
+    A smaller, faster case than MNIST-5k with 5 folds, so it finds fewer flips (docs/labels.md
+    has the full-size numbers)."""
     corrupted, _ = inject(digits, {"label_flip": 0.1, "unlabeled": 0.1}, seed=0)
     cfg = compose_config("labeling.audit.folds=3").labeling
-    return audit_labels(kept(corrupted), cfg)
+    return audit_labels(kept(corrupted), cfg, judge)
+
+
+def test_the_audit_starts_from_the_judge_and_refuses_another_network(digits, judge):
+    pool = StageData(digits.images[:200], digits.manifest.iloc[:200].reset_index(drop=True))
+    other = compose_config("labeling.audit.classifier.network.width=16").labeling
+    with pytest.raises(StartMismatch, match="judge's network differs"):
+        audit_labels(kept(pool), other, judge)
+    fewer = pool.select(pool.manifest["label"].isin(["0", "1", "2"]).to_numpy())
+    _, summary = audit_labels(kept(fewer), compose_config(*QUICK).labeling, judge)
+    assert 2 <= len(summary.classes) <= 3 and summary.audited > 0, "a head for other classes"
 
 
 def test_audit_finds_injected_flips(audited):

@@ -1,4 +1,4 @@
-"""FID, KID and IS measured with the judge, and the extractors that adapt it to torchmetrics."""
+"""FID, KID and IS on judge features: the one extraction loop, then pure scores on the rows."""
 
 from __future__ import annotations
 
@@ -9,12 +9,37 @@ import numpy as np
 import pytest
 import torch
 
-from datamatters.metrics.generative import generative_metrics, to_uint8
-from datamatters.metrics.judge_features import JudgeFeatures, JudgeLogits
-from datamatters.metrics.memorization import memorization
+from datamatters.features.extract import extract, to_uint8
+from datamatters.features.judge import JudgeFeatures, JudgeLogits
 from datamatters.models.networks import JudgeNet
+from datamatters.scores.frechet import fid
+from datamatters.scores.inception_score import inception_score
+from datamatters.scores.kid import kid
+from datamatters.scores.memorization import memorization
 
 KEYS = {"fid_judge", "kid_judge_mean", "kid_judge_std", "is_judge_mean", "is_judge_std"}
+
+
+def generative_metrics(
+    real: np.ndarray,
+    fake: np.ndarray,
+    judge: JudgeNet,
+    batch_size: int = 256,
+    kid_subset_size: int = 500,
+    seed: int = 0,
+) -> dict[str, float]:
+    """What the evaluate stage does with a judge: extract once, then score the rows."""
+    real_rows = extract(JudgeFeatures(judge), real, batch_size)
+    fake_rows = extract(JudgeFeatures(judge), fake, batch_size)
+    kid_mean, kid_std = kid(real_rows, fake_rows, kid_subset_size, seed)
+    is_mean, is_std = inception_score(extract(JudgeLogits(judge), fake, batch_size), seed)
+    return {
+        "fid_judge": fid(real_rows, fake_rows),
+        "kid_judge_mean": kid_mean,
+        "kid_judge_std": kid_std,
+        "is_judge_mean": is_mean,
+        "is_judge_std": is_std,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +99,11 @@ def test_metrics_are_seeded_and_leave_the_global_rng_alone(judge: JudgeNet) -> N
     assert other["kid_judge_mean"] != first["kid_judge_mean"]
 
 
-def test_mismatched_image_shapes_are_refused(judge: JudgeNet) -> None:
-    with pytest.raises(ValueError, match="differ in shape"):
-        generative_metrics(images(10, 0, 256, 0), images(10, 0, 256, 1)[:, :8, :8], judge)
+def test_extraction_refuses_anything_but_uint8_images(judge: JudgeNet) -> None:
+    with pytest.raises(ValueError, match="must be uint8 N×H×W×C"):
+        extract(JudgeFeatures(judge), images(10, 0, 256, 0).astype(np.float32))
+    with pytest.raises(ValueError, match="must be uint8 N×H×W×C"):
+        extract(JudgeFeatures(judge), images(10, 0, 256, 0)[0])
 
 
 def test_extractors_take_uint8_or_unit_floats_and_use_running_statistics(judge: JudgeNet) -> None:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import compose_config
 from datamatters.models.averaging import WeightAverage
-from datamatters.models.callbacks import EpochSummary, SampleGrid, make_grid
+from datamatters.models.callbacks import SampleGrid, make_grid
 from datamatters.models.checkpoint import load_checkpoint, save_checkpoint
 from datamatters.models.dcgan import DCGAN
 from datamatters.models.diffaugment import cutout, diff_augment, parse_policy, translation
@@ -33,6 +33,7 @@ from datamatters.models.networks import (
     VAEDecoder,
     VAEEncoder,
 )
+from datamatters.models.progress import EpochSummary
 from datamatters.models.vae import VAE
 
 NETWORKS = "datamatters.models.networks"

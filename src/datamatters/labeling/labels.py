@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
+from torch import nn
 
 from datamatters.data.contract import StageData
 from datamatters.data.datamodule import class_ids, class_names
@@ -68,12 +69,15 @@ def carry_labels(data: StageData, classes: Sequence[str] | None, source_path: st
     return StageData(data.images, manifest)
 
 
-def audit_labels(data: StageData, cfg: DictConfig) -> tuple[StageData, AuditSummary]:
+def audit_labels(
+    data: StageData, cfg: DictConfig, start: nn.Module | None = None
+) -> tuple[StageData, AuditSummary]:
     """Audit the given labels of kept rows and auto-label kept unlabeled ones, per `cfg`.
 
     `cfg`: `audit` (enabled, action, folds, seed, filter_by, classifier) and `autolabel`
     (enabled, min_confidence). Classes with fewer labeled rows than folds cannot be
-    cross-validated: their rows are carried unaudited and the report names them.
+    cross-validated: their rows are carried unaudited and the report names them. `start` is the
+    network each fold model is fine-tuned from (the judge; see `audit.py`).
     """
     if cfg.audit.action not in ACTIONS:
         raise StageError(
@@ -108,6 +112,7 @@ def audit_labels(data: StageData, cfg: DictConfig) -> tuple[StageData, AuditSumm
         data.images[np.flatnonzero(unlabeled)] if cfg.autolabel.enabled else data.images[:0],
         len(classes),
         cfg.audit,
+        start,
     )
     summary.audited, summary.fold_accuracy = int(audited.sum()), probs.fold_accuracy
     _record_predictions(manifest, audited, probs.labeled, classes, ids)

@@ -16,18 +16,16 @@ from omegaconf import DictConfig
 from torch import nn
 
 from datamatters.data.datamodule import class_ids, class_names
-from datamatters.metrics import reference_features
-from datamatters.metrics.generative import (
-    extract,
-    feature_metrics,
-    fid,
-    inception_score,
-    sample_tag,
-    to_uint8,
-)
-from datamatters.metrics.inception import InceptionFeatures
-from datamatters.metrics.judge_features import JudgeFeatures, JudgeLogits
-from datamatters.metrics.memorization import memorization
+from datamatters.features import reference_cache
+from datamatters.features.extract import extract, to_uint8
+from datamatters.features.inception import InceptionFeatures
+from datamatters.features.judge import JudgeFeatures, JudgeLogits
+from datamatters.metrics.names import sample_tag
+from datamatters.scores.frechet import Gaussian, bootstrap_interval, fid, frechet_distance
+from datamatters.scores.inception_score import inception_score
+from datamatters.scores.kid import kid
+from datamatters.scores.memorization import memorization
+from datamatters.scores.prdc import prdc
 from datamatters.stage import StageError
 
 log = logging.getLogger("datamatters")
@@ -43,7 +41,7 @@ def evaluate_generator(
     """`cfg`: eval.metrics (num_samples, inception_samples, batch_size, kid_subset_size,
     bootstrap_rounds, prdc_k, seed). With the images the generator was trained on, also the
     share of samples that copy one of them (`memorization_judge_<n>`)."""
-    real_judge, rows = reference_features.load(features_dir, "judge", "evaluate")
+    real_judge, rows = reference_cache.load(features_dir, "judge", "evaluate")
     labels = generator.balanced_labels(cfg.num_samples)
     fake = generate(generator, cfg.num_samples, cfg.batch_size, cfg.seed, labels)
     expected = (judge.image_size, judge.image_size, judge.channels)
@@ -65,7 +63,7 @@ def evaluate_generator(
         train_judge = extract(JudgeFeatures(judge), training_images, cfg.batch_size)
         scores[f"memorization_judge_{tag}"] = memorization(train_judge, real_judge, fake_judge)
     if cfg.inception_samples:
-        real_inception, _ = reference_features.load(features_dir, "inception", "evaluate")
+        real_inception, _ = reference_cache.load(features_dir, "inception", "evaluate")
         count = min(cfg.inception_samples, len(fake))
         log.info("Inception features of %d generated images", count)
         fake_inception = extract(InceptionFeatures().to(_device(judge)), fake[:count], 50)
@@ -79,6 +77,20 @@ def evaluate_generator(
             generator.classes, labels.numpy(), fake_judge, fake_logits, real_judge, rows, tag
         )
     return scores
+
+
+def feature_metrics(real: np.ndarray, fake: np.ndarray, cfg: DictConfig) -> dict[str, float]:
+    """FID with its bootstrap 95% interval, KID, and precision/recall/density/coverage.
+
+    `cfg`: `kid_subset_size`, `bootstrap_rounds` (0: no interval), `prdc_k`, `seed`.
+    """
+    reference = Gaussian.of(real)
+    scores = {"fid": frechet_distance(reference, fake)}
+    if cfg.bootstrap_rounds:
+        low, high = bootstrap_interval(reference, fake, cfg.bootstrap_rounds, cfg.seed)
+        scores |= {"fid_ci95_low": low, "fid_ci95_high": high}
+    scores["kid_mean"], scores["kid_std"] = kid(real, fake, cfg.kid_subset_size, cfg.seed)
+    return scores | prdc(real, fake, k=cfg.prdc_k)
 
 
 def _named(scores: dict[str, float], extractor: str, tag: str) -> dict[str, float]:

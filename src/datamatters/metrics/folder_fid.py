@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 from datamatters.data.decode import DecodeError, decode
 from datamatters.data.sources import IMAGE_EXTENSIONS, ImageFile, SourceItem
-from datamatters.metrics.inception import InceptionFeatures
-from datamatters.metrics.judge_features import JudgeFeatures
+from datamatters.features.extract import extract
+from datamatters.features.inception import InceptionFeatures
+from datamatters.features.judge import JudgeFeatures
 from datamatters.models.checkpoint import load_checkpoint
+from datamatters.scores.frechet import fid
 
 log = logging.getLogger("datamatters")
 FEATURES = ("inception", "judge")
@@ -55,13 +56,14 @@ def folder_fid(
         network = load_checkpoint(judge)
         extractor = JudgeFeatures(network)
         load = _decoder(network.channels, network.image_size)
-    metric = FrechetInceptionDistance(feature=extractor).to(device)
-    for folder, real in ((folder_a, True), (folder_b, False)):
+    extractor = extractor.to(device)
+    rows = []
+    for folder in (folder_a, folder_b):
         files = image_files(folder)
         log.info("%s: %d images", folder, len(files))
-        for batch in _batches(files, load, batch_size):
-            metric.update(torch.from_numpy(batch).permute(0, 3, 1, 2).to(device), real=real)
-    return float(metric.compute())
+        batches = _batches(files, load, batch_size)
+        rows.append(np.concatenate([extract(extractor, batch, batch_size) for batch in batches]))
+    return fid(*rows)
 
 
 def _rgb(path: Path) -> np.ndarray:

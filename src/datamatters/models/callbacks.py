@@ -1,11 +1,9 @@
-"""Lightning callbacks that make a training run legible: sample grids and one line per epoch."""
+"""Callbacks of generator training: the sample grid and the judge FID after every epoch."""
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-import time
 
 import lightning as L
 import numpy as np
@@ -13,9 +11,12 @@ from PIL import Image
 from torch import Tensor
 
 from datamatters.atomic import atomic_path
+from datamatters.features.extract import extract, to_uint8
+from datamatters.features.judge import JudgeFeatures
+from datamatters.metrics.names import sample_tag
 from datamatters.models.generative import GenerativeModule
-
-log = logging.getLogger("datamatters")
+from datamatters.models.networks import JudgeNet
+from datamatters.scores.frechet import fid
 
 
 def make_grid(images: Tensor, nrow: int, padding: int = 2) -> np.ndarray:
@@ -77,33 +78,29 @@ class SampleGrid(L.Callback):
         save_png(make_grid(samples, nrow=math.ceil(math.sqrt(len(samples)))), self.path)
 
 
-class EpochSummary(L.Callback):
-    """One INFO line per epoch with every epoch-level metric and the epoch's wall time."""
+EPOCH_FID_SEED = 1_000_003  # not the evaluate stage's seed: these samples are for the curve only
 
-    def __init__(self) -> None:
-        self._started = time.perf_counter()
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._started = time.perf_counter()
+class EpochFID(L.Callback):
+    """Judge FID after every training epoch: the curve of output quality over training.
+
+    Cheap enough to run each epoch (a few hundred samples through the small judge, against the
+    reference features of the `reference_features` stage); logged through the trainer's logger,
+    so DVCLive writes it beside the losses and `dvc plots` draws it.
+    """
+
+    def __init__(self, judge: JudgeNet, reference: np.ndarray, num_samples: int = 500) -> None:
+        if num_samples < 2:
+            raise ValueError(f"num_samples must be at least 2, got {num_samples}")
+        self.extractor = JudgeFeatures(judge.eval())
+        self.reference = reference
+        self.num_samples = num_samples
+        self.name = f"fid_judge_{sample_tag(num_samples)}"
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        elapsed = time.perf_counter() - self._started
-        total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
-        parts = [f"epoch {trainer.current_epoch + 1}{total}"]
-        parts += [f"{name}={value:.3f}" for name, value in epoch_metrics(trainer).items()]
-        parts.append(f"({elapsed:.1f} s)")
-        log.info(" ".join(parts))
-
-
-def epoch_metrics(trainer: L.Trainer) -> dict[str, float]:
-    """Scalar callback metrics under their plain names, preferring epoch means to last steps."""
-    metrics = trainer.callback_metrics
-    names = sorted({k.removesuffix("_epoch").removesuffix("_step") for k in metrics})
-    result = {}
-    for name in names:
-        value = metrics.get(f"{name}_epoch", metrics.get(name))
-        if value is not None and value.numel() == 1:
-            result[name] = float(value)
-    return result
+        if not isinstance(pl_module, GenerativeModule):
+            raise TypeError(f"EpochFID needs a GenerativeModule, got {type(pl_module).__name__}")
+        self.extractor.to(pl_module.device)
+        fake = to_uint8(pl_module.sample(self.num_samples, seed=EPOCH_FID_SEED))
+        value = fid(self.reference, extract(self.extractor, fake))
+        pl_module.log(self.name, value, on_step=False, on_epoch=True)

@@ -13,8 +13,10 @@ from torch.nn import Parameter
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
-from datamatters.models.callbacks import EpochSummary
-from datamatters.models.networks import JudgeNet, evaluating
+from datamatters.features.extract import extract
+from datamatters.features.judge import JudgeLogits
+from datamatters.models.networks import JudgeNet
+from datamatters.models.progress import EpochSummary
 
 
 class JudgeClassifier(L.LightningModule):
@@ -105,18 +107,8 @@ def fit_classifier(
 
 def predict_proba(network: JudgeNet, images_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """float64 N×K class probabilities of N×H×W×C uint8 images, the layout data stages write."""
-    if images_uint8.ndim != 4 or images_uint8.dtype != np.uint8:
-        raise ValueError(
-            f"expected uint8 images N×H×W×C, got {images_uint8.dtype} {images_uint8.shape}"
-        )
-    device = next(network.parameters()).device
-    parts = []
-    with evaluating(network), torch.inference_mode():
-        for start in range(0, len(images_uint8), batch_size):
-            batch = np.array(images_uint8[start : start + batch_size])
-            x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255.0
-            parts.append(torch.softmax(network(x).double(), dim=1).cpu().numpy())
-    return np.concatenate(parts) if parts else np.zeros((0, network.classifier.out_features))
+    logits = extract(JudgeLogits(network), images_uint8, batch_size)
+    return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
 
 
 def accuracy(network: JudgeNet, images_uint8: np.ndarray, labels: np.ndarray) -> float:

@@ -77,29 +77,39 @@ def tf1_bilinear_resize(images: Tensor, side: int = SIDE) -> Tensor:
 
 
 class InceptionFeatures(nn.Module):
-    """2048-d pool features of uint8 N×C×H×W images (C = 1 or 3), for torchmetrics' FID and KID.
+    """2048-d pool features of uint8 N×C×H×W images (C = 1 or 3), as float64 rows.
 
-    float64 out, so torchmetrics accumulates the statistics in double precision.
+    On the CPU the network runs channels-last (oneDNN's preferred layout for convolutions) on a
+    few images at a time: on two cores this is about 1.5x the throughput of contiguous batches of
+    50, with features within 1e-5 of them (`benchmarks/fid_parity.py` measures the FID against
+    the reference implementation).
     """
 
     num_features = 2048
+    CPU_CHUNK = 8
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
         weights = _verified(Path(path) if path else weights_path())
         with warnings.catch_warnings():  # the file is TorchScript; there is no export of it
             warnings.filterwarnings("ignore", message=".*torch.jit.load. is deprecated")
-            self.network = torch.jit.load(str(weights), map_location="cpu").eval()
+            network = torch.jit.load(str(weights), map_location="cpu").eval()
+        self.network = network.to(memory_format=torch.channels_last)
 
     def forward(self, images: Tensor) -> Tensor:
         if images.dtype != torch.uint8:
             raise TypeError(f"expected uint8 images, got {images.dtype}")
+        on_cpu = images.device.type == "cpu"
+        chunks = images.split(self.CPU_CHUNK) if on_cpu else (images,)
+        return torch.cat([self._features(chunk) for chunk in chunks])
+
+    def _features(self, images: Tensor) -> Tensor:
         x = images.float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = (tf1_bilinear_resize(x) - 128.0) / 128.0
         with torch.inference_mode():
-            features = self.network.eval()(x)
+            features = self.network.eval()(x.contiguous(memory_format=torch.channels_last))
         if features.ndim > 2:
             features = features.mean(dim=tuple(range(2, features.ndim)))
         return features.double()

@@ -18,8 +18,10 @@ from datamatters.data.datamodule import (
     class_names,
     labeled_images,
 )
-from datamatters.metrics.generative import generative_metrics
+from datamatters.features.extract import check_images, extract
+from datamatters.features.judge import JudgeFeatures
 from datamatters.models.judge import accuracy, fit_classifier
+from datamatters.scores.frechet import fid
 from datamatters.stage import StageError
 
 # Below this held-out accuracy the judge's features barely separate the classes, and FID measured
@@ -91,9 +93,11 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
 
 def _halves_fid(images: np.ndarray, network: nn.Module, seed: int) -> float:
     """FID between two random halves of the reference: the floor for any generator."""
+    check_images(images, "reference", minimum=4)
     order = np.random.default_rng(seed).permutation(len(images))
     half = len(order) // 2
-    return generative_metrics(images[order[:half]], images[order[half:]], network)["fid_judge"]
+    extractor = JudgeFeatures(network)
+    return fid(extract(extractor, images[order[:half]]), extract(extractor, images[order[half:]]))
 
 
 def _loader(images: np.ndarray, labels: np.ndarray, cfg: DictConfig, shuffle: bool) -> DataLoader:

@@ -11,27 +11,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
 from datamatters.atomic import atomic_path
 from datamatters.data.contract import StageData
-from datamatters.metrics.generative import extract
-from datamatters.metrics.inception import InceptionFeatures
-from datamatters.metrics.judge_features import JudgeFeatures
-from datamatters.models.networks import JudgeNet
+from datamatters.features.extract import extract
 from datamatters.stage import StageError
 
 ROWS = "rows.parquet"  # id and label of each feature row, in order
 
 
 def compute(
-    kept: StageData, judge: JudgeNet, inception: bool, batch_size: int
+    kept: StageData, extractors: dict[str, nn.Module], batch_size: int
 ) -> dict[str, np.ndarray]:
     """Each extractor's features of `kept`, the reference rows its checks kept (`kept_rows`)."""
-    images = kept.images
-    features = {"judge": extract(JudgeFeatures(judge), images, batch_size)}
-    if inception:
-        features["inception"] = extract(InceptionFeatures(), images, batch_size)
-    return features
+    return {
+        name: extract(extractor, kept.images, batch_size) for name, extractor in extractors.items()
+    }
 
 
 def save(folder: str | Path, kept: StageData, features: dict[str, np.ndarray]) -> None:

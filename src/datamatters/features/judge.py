@@ -1,8 +1,7 @@
-"""The judge as a feature extractor for torchmetrics' FID, KID and Inception Score.
+"""The judge as a feature extractor: its penultimate features (FID, KID, PRDC) and its logits (IS).
 
-torchmetrics accepts any `nn.Module` as `feature`; these wrappers adapt the judge to what it
-calls them with (uint8 images) and run it in eval mode whatever mode the metric is in, as
-torchmetrics does for Inception, so BatchNorm never measures with batch statistics.
+The wrappers take uint8 images, as `extract` feeds them, and run the judge in eval mode whatever
+mode it is in, so BatchNorm never measures with batch statistics.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from datamatters.features.extract import extract
 from datamatters.models.networks import JudgeNet, evaluating
 
 
@@ -54,18 +54,14 @@ class JudgeFeatures(_JudgeExtractor):
 class JudgeLogits(_JudgeExtractor):
     """Judge class logits, for the Inception Score (which needs class probabilities)."""
 
+    def __init__(self, network: JudgeNet) -> None:
+        super().__init__(network)
+        self.num_features = int(network.classifier.out_features)
+
     def _run(self, images: Tensor) -> Tensor:
         return self.network(images)
 
 
 def judge_features(network: JudgeNet, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """N×D judge features of uint8 N×H×W×C images, batch by batch so a memmap stays on disk."""
-    extractor = JudgeFeatures(network)
-    with torch.inference_mode():
-        batches = [
-            extractor(
-                torch.from_numpy(np.array(images[start : start + batch_size])).permute(0, 3, 1, 2)
-            )
-            for start in range(0, len(images), batch_size)
-        ]
-    return torch.cat(batches).float().numpy() if batches else np.zeros((0, extractor.num_features))
+    """float32 N×D judge features of uint8 N×H×W×C images (what the quality checks compare)."""
+    return extract(JudgeFeatures(network), images, batch_size).astype(np.float32)

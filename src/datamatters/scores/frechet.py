@@ -1,9 +1,9 @@
-"""FID from cached reference statistics, fast enough to bootstrap.
+"""The Fréchet distance (FID) between feature sets, fast enough to bootstrap.
 
-The evaluate stage computes each extractor's features once (reference features are their own DVC
-stage) and derives every number from them. torchmetrics' FID needs images; resampling generated
-features hundreds of times needs the distance from features, so it is computed here and tested
-against torchmetrics on the same features.
+The one FID of the pipeline: the evaluate stage, the per-epoch curve, the judge's floor and
+`datamatters fid` all call it on feature rows. Resampling generated features hundreds of times
+needs the distance from cached reference statistics, so it works on a `Gaussian` of them; it is
+tested against torchmetrics' FID on the same features (they agree to about 1e-6 relative).
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def frechet_distance(reference: Gaussian, features: np.ndarray) -> float:
     fake_trace = np.einsum("ij,ij->", centred, centred)
     distance = np.sum((reference.mean - mean) ** 2) + np.trace(reference.cov) + fake_trace
     return float(distance - 2.0 * root_trace)
+
+
+def fid(real: np.ndarray, fake: np.ndarray) -> float:
+    """FID between two sets of feature rows."""
+    return frechet_distance(Gaussian.of(real), fake)
 
 
 def bootstrap_interval(
