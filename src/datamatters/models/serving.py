@@ -8,6 +8,7 @@ the checkpoint on the same latents and reports the largest difference.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -100,7 +101,11 @@ def export(model: GenerativeModule, out_dir: str | os.PathLike[str]) -> ExportRe
         traced.save(str(tmp))
     names = ["z", "labels"][: len(inputs)]
     batch = torch.export.Dim("batch")
-    with atomic_path(onnx_path) as tmp, torch.no_grad():
+    # the exporter's notes on operators of packages not installed here (torchvision) and
+    # upstream deprecations say nothing about this model
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with atomic_path(onnx_path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
         torch.onnx.export(
             graph,
             inputs,
