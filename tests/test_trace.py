@@ -229,3 +229,18 @@ def test_overview_shows_the_knobs_that_differ_and_headline_metrics_named_by_stag
     assert max(map(len, lines)) < 120
     every, _ = overview_rows(sweep, every_metric=True)
     assert {"quality.blur_flagged", "evaluate.fid_judge_1k_ci95_low"} <= set(every)
+
+
+def test_trace_compares_with_the_committed_params_not_the_last_experiments(tmp_path, monkeypatch):
+    """A plain `dvc exp run -S x=...` leaves its params in the workspace: they are no default."""
+    import subprocess
+    from pathlib import Path
+
+    from datamatters.cli import _committed
+
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text("ingest:\n  corrupt:\n    mixed: 0.0\n")
+    for command in (["init", "-q"], ["add", "params.yaml"], ["commit", "-qm", "defaults"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *command], check=True)
+    Path("params.yaml").write_text("ingest:\n  corrupt:\n    mixed: 0.2\n")
+    assert "mixed: 0.0" in _committed(Path("params.yaml"))

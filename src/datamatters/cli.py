@@ -68,13 +68,24 @@ def _ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _committed(params: Path) -> str:
+    """params.yaml as committed at HEAD: a plain `dvc exp run` leaves the last experiment's
+    params in the workspace, which are not the defaults its knobs were varied from."""
+    import subprocess
+
+    shown = subprocess.run(
+        ["git", "show", f"HEAD:{params.as_posix()}"], capture_output=True, text=True
+    )
+    return shown.stdout if shown.returncode == 0 else params.read_text(encoding="utf-8")
+
+
 def _trace(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from datamatters.trace.experiments import flatten, load_experiments
     from datamatters.trace.report import write_trace
 
-    defaults = flatten(OmegaConf.to_container(OmegaConf.load(args.params)))
+    defaults = flatten(OmegaConf.to_container(OmegaConf.create(_committed(args.params))))
     report = write_trace(load_experiments(), args.sets, defaults, args.out, args.metric or ())
     print(f"wrote {report}")
     return 0
@@ -240,7 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trace.add_argument("--out", type=Path, default=Path("reports"))
     trace.add_argument(
-        "--params", type=Path, default=PARAMS_FILE, help="the defaults that knobs are compared to"
+        "--params",
+        type=Path,
+        default=PARAMS_FILE,
+        help="the defaults that knobs are compared to (as committed at HEAD)",
     )
     trace.set_defaults(func=_trace)
     exps = sub.add_parser(
