@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from datamatters.atomic import atomic_path, write_json
+from datamatters.features.extract import to_uint8
 from datamatters.models.callbacks import make_grid, save_png
 from datamatters.models.generative import GenerativeModule
 
@@ -56,7 +57,7 @@ def class_ids(model: GenerativeModule, class_name: str | None, n: int) -> Tensor
 
 def write_samples(images: Tensor, out: Path) -> Path:
     """A PNG grid (`.png`), a uint8 N×H×W×C array (`.npy`) or a folder of PNGs (anything else)."""
-    pixels = (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    pixels = to_uint8(images)  # the 8-bit quantisation the evaluate stage measures
     if out.suffix == ".png":
         save_png(make_grid(images, nrow=math.ceil(math.sqrt(len(images)))), out)
     elif out.suffix == ".npy":
