@@ -112,9 +112,7 @@ def test_stage_data_round_trip_and_validation(tmp_path):
     back = read_stage_data(tmp_path / "out", stage="quality", producer="ingest")
     assert np.array_equal(back.images, pool.images)
     assert list(tmp_path.iterdir()) == [tmp_path / "out"], "no temporary leftovers"
-    with pytest.raises(
-        StageError, match=r"\[quality\] .*missing columns \['keep'\].*dvc repro ingest"
-    ):
+    with pytest.raises(StageError, match=r"missing columns \['keep'\].*dvc repro ingest"):
         read_stage_data(tmp_path / "out", stage="quality", producer="ingest", columns=("keep",))
     with pytest.raises(StageError, match="missing. Fix: run `dvc repro ingest`"):
         read_stage_data(tmp_path / "nothing", stage="quality", producer="ingest")

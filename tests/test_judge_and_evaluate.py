@@ -65,7 +65,7 @@ def test_fit_judge_reports_accuracy_and_reference_floor(reference):
 
 def test_fit_judge_needs_two_labeled_classes(reference):
     one_class = reference.select(reference.manifest["label"] == "3")
-    with pytest.raises(StageError, match=r"\[judge\] data/reference: the reference split has 1"):
+    with pytest.raises(StageError, match=r"^data/reference: the reference split has 1"):
         fit_judge(one_class, tiny_judge_config(), "data/reference")
 
 

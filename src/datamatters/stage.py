@@ -18,17 +18,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from datamatters.errors import InputError
+
 log = logging.getLogger("datamatters")
 
 PARAMS_FILE = Path("params.yaml")
 
 
-class StageError(Exception):
-    """Bad input or configuration, reported as `[stage] file: problem. Fix: ...`."""
+class StageError(InputError):
+    """Transitional: an `InputError` that still names its stage; `run_stage` names it instead."""
 
     def __init__(self, stage: str, path: str | Path, problem: str, fix: str) -> None:
-        self.stage, self.path, self.problem, self.fix = stage, str(path), problem, fix
-        super().__init__(f"[{stage}] {path}: {problem}. Fix: {fix}")
+        super().__init__(path, problem, fix)
 
 
 def parse_paths(description: str, *names: str) -> argparse.Namespace:
@@ -89,7 +90,10 @@ def process_rank() -> int:
 
 
 def run_stage(name: str, main: Callable[[], None]) -> None:
-    """Run a stage's main with its progress format; turn StageError into a one-line exit 2."""
+    """Run a stage's main with its progress format; an `InputError` becomes one line and exit 2.
+
+    The line names the stage here, once, so library code raises its errors without knowing which
+    stage it serves."""
     _quiet_library_chatter()
     rank = process_rank()
     logging.basicConfig(
@@ -102,7 +106,7 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
     started = time.perf_counter()
     try:
         main()
-    except StageError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except InputError as err:
+        print(f"error: [{name}] {err}", file=sys.stderr)
         sys.exit(2)
     log.info("done in %.1f s", time.perf_counter() - started)
