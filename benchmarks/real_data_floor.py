@@ -24,7 +24,7 @@ from datamatters.models.checkpoint import load_checkpoint
 
 def main() -> None:
     cfg = OmegaConf.load("params.yaml").eval.metrics
-    pool = read_stage_data("data/quality", stage="benchmark", producer="quality")
+    pool = read_stage_data("data/quality")
     kept = np.flatnonzero(pool.manifest["keep"].to_numpy())
     chosen = np.sort(np.random.default_rng(cfg.seed).choice(kept, cfg.num_samples, replace=False))
     images = np.asarray(pool.images[chosen])
@@ -32,7 +32,7 @@ def main() -> None:
         ("judge", JudgeFeatures(load_checkpoint("models/judge.pt")), cfg.num_samples),
         ("inception", InceptionFeatures(), cfg.inception_samples),
     ):
-        real, _ = reference_cache.load("data/reference_features", name, "benchmark")
+        real, _ = reference_cache.load("data/reference_features", name)
         scores = feature_metrics(real, extract(extractor, images[:count], 50), cfg)
         print(
             f"{name}, {sample_tag(count)} real train-pool images vs {len(real)} reference: "

@@ -6,27 +6,23 @@ from hydra.utils import instantiate
 from datamatters.atomic import write_json
 from datamatters.augment.materialise import materialise
 from datamatters.data.contract import kept_rows, read_stage_data, write_stage_data
-from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
+from datamatters.errors import InputError
+from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
     args = parse_paths(__doc__, "input", "output", "metrics")
 
-    augment = load_params("augment", "augment")["augment"]
+    augment = load_params("augment")["augment"]
     if augment.copies < 0:
-        raise StageError(
-            "augment", "params.yaml", f"augment.copies={augment.copies}", "use 0 or more"
-        )
+        raise InputError("params.yaml", f"augment.copies={augment.copies}", "use 0 or more")
     data = read_stage_data(
         args.input,
-        stage="augment",
-        producer="labeling",
         columns=("id", "label", "keep", "label_source"),
     )
     kept = kept_rows(data)
     if len(kept.images) == 0:
-        raise StageError(
-            "augment",
+        raise InputError(
             args.input,
             "no rows are kept, so there is nothing to train on",
             "check metrics/quality.json for what was dropped and relax those checks",

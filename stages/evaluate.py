@@ -18,11 +18,11 @@ from datamatters.stage import load_params, log, parse_paths, run_stage
 def main() -> None:
     args = parse_paths(__doc__, "generator", "judge", "reference-features", "training", "metrics")
 
-    cfg = load_params("evaluate", "eval.metrics")["eval.metrics"]
+    cfg = load_params("eval.metrics")["eval.metrics"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    generator = load_stage_input(args.generator, "evaluate", producer="train").to(device)
-    judge = load_stage_input(args.judge, "evaluate", producer="judge").to(device)
-    training = read_stage_data(args.training, stage="evaluate", producer="augment")
+    generator = load_stage_input(args.generator).to(device)
+    judge = load_stage_input(args.judge).to(device)
+    training = read_stage_data(args.training)
     metrics = evaluate_generator(generator, judge, args.reference_features, cfg, training.images)
     write_json(args.metrics, metrics)
     numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float)}

@@ -15,7 +15,7 @@ from datamatters.stage import load_params, log, parse_paths, run_stage
 def main() -> None:
     args = parse_paths(__doc__, "train-out", "reference-out", "metrics")
 
-    params = load_params("ingest", "data", "ingest")
+    params = load_params("data", "ingest")
     data, corrupt = params["data"], params["ingest"]
     source = instantiate(data.source)
     log.info("reading %s", type(source).__name__)

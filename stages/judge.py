@@ -17,11 +17,9 @@ from datamatters.stage import load_params, log, parse_paths, run_stage
 def main() -> None:
     args = parse_paths(__doc__, "reference", "checkpoint", "metrics")
 
-    judge = load_params("judge", "eval.judge")["eval.judge"]
+    judge = load_params("eval.judge")["eval.judge"]
     L.seed_everything(judge.seed, workers=True, verbose=False)
-    reference = read_stage_data(
-        args.reference, stage="judge", producer="reference_quality", columns=(*BASE_COLUMNS, "keep")
-    )
+    reference = read_stage_data(args.reference, columns=(*BASE_COLUMNS, "keep"))
     fitted = fit_judge(kept_rows(reference), judge, args.reference)
     save_checkpoint(fitted.network, fitted.network_config, args.checkpoint)
     write_json(args.metrics, fitted.report)

@@ -5,31 +5,29 @@ import lightning as L
 
 from datamatters.atomic import write_json
 from datamatters.data.contract import read_stage_data, write_stage_data
+from datamatters.errors import InputError
 from datamatters.labeling.audit import StartMismatch
 from datamatters.labeling.labels import audit_labels, carry_labels
 from datamatters.labeling.report import label_report, write_confusion_rows
 from datamatters.models.checkpoint import load_stage_input
-from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
+from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
     args = parse_paths(__doc__, "input", "judge", "output", "metrics", "confusion")
 
-    labeling = load_params("labeling", "labeling")["labeling"]
+    labeling = load_params("labeling")["labeling"]
     L.seed_everything(labeling.audit.seed, workers=True, verbose=False)
-    data = read_stage_data(
-        args.input, stage="labeling", producer="quality", columns=("id", "label", "keep", "issues")
-    )
+    data = read_stage_data(args.input, columns=("id", "label", "keep", "issues"))
     start = None
     if labeling.audit.start_from_judge:
-        start = load_stage_input(args.judge, "labeling", producer="judge")
+        start = load_stage_input(args.judge)
     try:
         labeled, summary = audit_labels(
             carry_labels(data, labeling.classes, args.input), labeling, start
         )
     except StartMismatch as err:
-        raise StageError(
-            "labeling",
+        raise InputError(
             args.judge,
             str(err),
             "give eval.judge and labeling.audit.classifier the same network settings, or set "

@@ -20,13 +20,13 @@ from datamatters.stage import load_params, parse_paths, run_stage
 def main() -> None:
     args = parse_paths(__doc__, "input", "reference", "judge", "output", "metrics", "gallery")
 
-    params = load_params("quality", "quality", "reference.leak")
-    data = read_stage_data(args.input, stage="quality", producer="ingest")
-    reference = read_stage_data(args.reference, stage="quality", producer="reference_quality")
+    params = load_params("quality", "reference.leak")
+    data = read_stage_data(args.input)
+    reference = read_stage_data(args.reference)
     checks = configured_checks(params["quality"]) | {
         "reference_leak": instantiate(params["reference.leak"])
     }
-    judge = load_stage_input(args.judge, "quality", producer="judge")
+    judge = load_stage_input(args.judge)
     context = QualityContext(features=judge_features(judge, data.images), reference=reference)
     assessed, report = assess(data, checks, context)
     report |= ground_truth_scores(assessed.manifest)

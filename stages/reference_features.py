@@ -7,25 +7,24 @@ import _workspace  # noqa: F401 - first: this workspace's package, not an instal
 import torch
 
 from datamatters.data.contract import BASE_COLUMNS, kept_rows, read_stage_data
+from datamatters.errors import InputError
 from datamatters.features import reference_cache
 from datamatters.features.inception import InceptionFeatures
 from datamatters.features.judge import JudgeFeatures
 from datamatters.models.checkpoint import load_stage_input
-from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
+from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
     args = parse_paths(__doc__, "reference", "judge", "output")
 
-    cfg = load_params("reference_features", "eval.reference")["eval.reference"]
+    cfg = load_params("eval.reference")["eval.reference"]
     reference = read_stage_data(
         args.reference,
-        stage="reference_features",
-        producer="reference_quality",
         columns=(*BASE_COLUMNS, "keep"),
     )
     kept = kept_rows(reference)
-    judge = load_stage_input(args.judge, "reference_features", producer="judge")
+    judge = load_stage_input(args.judge)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     log.info(
         "features of the %d kept of %d reference images: judge%s, on %s",
@@ -39,8 +38,7 @@ def main() -> None:
         if cfg.inception:
             extractors["inception"] = InceptionFeatures().to(device)
     except FileNotFoundError as err:
-        raise StageError(
-            "reference_features",
+        raise InputError(
             "Inception weights",
             str(err),
             "or set eval.reference.inception=false and eval.metrics.inception_samples=0",

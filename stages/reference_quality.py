@@ -17,8 +17,8 @@ from datamatters.stage import load_params, parse_paths, run_stage
 def main() -> None:
     args = parse_paths(__doc__, "input", "output", "metrics", "gallery")
 
-    section = load_params("reference_quality", "reference.quality")["reference.quality"]
-    data = read_stage_data(args.input, stage="reference_quality", producer="ingest")
+    section = load_params("reference.quality")["reference.quality"]
+    data = read_stage_data(args.input)
     checks = configured_checks(section)
     assessed, report = assess(data, checks)
     write_checked(assessed, report, checks, vars(args))

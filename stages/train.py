@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
 import datamatters
+from datamatters.errors import InputError
 from datamatters.features import reference_cache
 from datamatters.models import resume
 from datamatters.models.callbacks import EpochFID, SampleGrid
@@ -17,7 +18,7 @@ from datamatters.models.checkpoint import load_stage_input, save_checkpoint
 from datamatters.models.generative import with_classes
 from datamatters.models.progress import EpochSummary
 from datamatters.models.resume import ResumeCheckpoint
-from datamatters.stage import StageError, load_params, log, parse_paths, run_stage
+from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
         "resume-dir",
     )
 
-    params = load_params("train", "model", "trainer", "datamodule", "train")
+    params = load_params("model", "trainer", "datamodule", "train")
     L.seed_everything(params["train"].seed, workers=True, verbose=False)
     conditional = "classes" in params["model"]
     datamodule = instantiate(
@@ -57,8 +58,8 @@ def main() -> None:
     callbacks = [SampleGrid(args.samples), EpochSummary()]
     if params["train"].fid_samples:
         inputs += [args.judge, args.reference_features]
-        judge = load_stage_input(args.judge, "train", producer="judge")
-        reference, _ = reference_cache.load(args.reference_features, "judge", "train")
+        judge = load_stage_input(args.judge)
+        reference, _ = reference_cache.load(args.reference_features, "judge")
         callbacks.insert(0, EpochFID(judge, reference, params["train"].fid_samples))
     callbacks.append(ResumeCheckpoint(args.resume_dir, params["train"].checkpoint_every_n_steps))
     last = resume_point(args.resume_dir, params, inputs)
@@ -96,8 +97,7 @@ def resume_point(directory: str, params: dict, inputs: list[str]) -> Path | None
 def classes_to_learn(datamodule, data_dir: str) -> list[str]:
     datamodule.setup()
     if not datamodule.classes:
-        raise StageError(
-            "train",
+        raise InputError(
             data_dir,
             "no labeled images, and a conditional model (model=cdcgan or cvae) learns from labels",
             "label the images (one sub-folder per class, or let labeling.autolabel fill them in), "
@@ -111,8 +111,7 @@ def check_shapes(model, data_shape: tuple[int, int, int], data_dir: str) -> None
     height, width, channels = data_shape
     made = tuple(model.sample(1, seed=0).shape[1:])
     if made != (channels, height, width):
-        raise StageError(
-            "train",
+        raise InputError(
             data_dir,
             f"the model makes C×H×W={made} images but the data is {(channels, height, width)}",
             "re-compose params.yaml (`datamatters params`) so model and data settings agree",

@@ -11,12 +11,12 @@ from hydra.utils import instantiate
 from conftest import compose_config
 from datamatters.augment.materialise import materialise
 from datamatters.data.contract import StageData, kept_rows, read_stage_data, write_stage_data
+from datamatters.errors import InputError
 from datamatters.labeling.labels import AuditSummary, carry_labels
 from datamatters.labeling.report import label_report
 from datamatters.quality.assess import assess
 from datamatters.quality.checks import LowInformation, Undecodable
 from datamatters.quality.duplicates import ExactDuplicates
-from datamatters.stage import StageError
 
 
 def tiny_pool(n: int = 12) -> StageData:
@@ -71,7 +71,7 @@ def test_undecodable_rows_are_never_kept_even_with_the_check_off():
 
 
 def test_unknown_action_is_a_clear_error():
-    with pytest.raises(StageError, match="quality.checks.low_information.action='delete'"):
+    with pytest.raises(InputError, match="quality.checks.low_information.action='delete'"):
         LowInformation(action="delete")
 
 
@@ -82,7 +82,7 @@ def test_labels_are_carried_with_provenance_and_checked():
     assert set(labeled.manifest["label_source"]) == {"given"}
     assert not labeled.manifest["label_issue"].any()
     assert sum(label_report(labeled.manifest, AuditSummary())["kept_per_class"].values()) == 9
-    with pytest.raises(StageError, match=r"labels not in labeling.classes: \['2'\]"):
+    with pytest.raises(InputError, match=r"labels not in labeling.classes: \['2'\]"):
         carry_labels(assessed, classes=["0", "1"], source_path="data/quality")
 
 
@@ -106,16 +106,20 @@ def test_augment_without_copies_is_the_kept_rows():
     assert len(out.images) == 9 and not out.manifest["augmented"].any()
 
 
-def test_stage_data_round_trip_and_validation(tmp_path):
+def test_stage_data_round_trip_and_validation(tmp_path, monkeypatch):
+    """A bad input's fix names the stage that dvc.yaml says writes it."""
+    monkeypatch.chdir(tmp_path)
     pool = tiny_pool()
-    write_stage_data(tmp_path / "out", pool)
-    back = read_stage_data(tmp_path / "out", stage="quality", producer="ingest")
+    write_stage_data("data/raw", pool)
+    back = read_stage_data("data/raw")
     assert np.array_equal(back.images, pool.images)
-    assert list(tmp_path.iterdir()) == [tmp_path / "out"], "no temporary leftovers"
-    with pytest.raises(StageError, match=r"missing columns \['keep'\].*dvc repro ingest"):
-        read_stage_data(tmp_path / "out", stage="quality", producer="ingest", columns=("keep",))
-    with pytest.raises(StageError, match="missing. Fix: run `dvc repro ingest`"):
-        read_stage_data(tmp_path / "nothing", stage="quality", producer="ingest")
+    assert list((tmp_path / "data").iterdir()) == [tmp_path / "data/raw"], "no temporary leftovers"
+    with pytest.raises(InputError, match=r"missing columns \['keep'\].*dvc repro ingest"):
+        read_stage_data("data/raw", columns=("keep",))
+    with pytest.raises(InputError, match="missing. Fix: run `dvc repro quality`"):
+        read_stage_data("data/quality")
+    with pytest.raises(InputError, match="no stage in dvc.yaml writes it"):
+        read_stage_data("elsewhere")
 
 
 def test_failed_write_leaves_previous_output_untouched(tmp_path):
@@ -124,5 +128,5 @@ def test_failed_write_leaves_previous_output_untouched(tmp_path):
     broken = StageData(pool.images[:3], pool.manifest)
     with pytest.raises(ValueError, match="3 images but 12 manifest rows"):
         write_stage_data(tmp_path / "out", broken)
-    assert len(read_stage_data(tmp_path / "out", "t", "p").images) == 12
+    assert len(read_stage_data(tmp_path / "out").images) == 12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -87,7 +87,7 @@ def test_deps_are_exactly_the_modules_the_stage_uses(stage):
 def test_params_are_exactly_the_sections_the_stage_loads(stage):
     script = (ROOT / "stages" / f"{stage}.py").read_text()
     call = re.search(r"load_params\(([^)]*)\)", script).group(1)
-    loaded = re.findall(r'"([\w.]+)"', call)[1:]  # the first string is the stage name
+    loaded = re.findall(r'"([\w.]+)"', call)
     assert sorted(loaded) == sorted(DVC_YAML["stages"][stage]["params"])
 
 

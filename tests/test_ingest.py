@@ -17,7 +17,7 @@ from datamatters.config import write_params
 from datamatters.data.ingest import REFERENCE, TRAIN, ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.data.sources import FolderSource, ManifestSource
-from datamatters.stage import StageError
+from datamatters.errors import InputError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -98,12 +98,12 @@ def test_modes_are_normalised(tmp_path):
 
 
 def test_folder_errors_are_stage_errors(tmp_path):
-    with pytest.raises(StageError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         list(FolderSource(str(tmp_path / "nowhere")).items())
     (tmp_path / "empty").mkdir()
-    with pytest.raises(StageError, match="no image files"):
+    with pytest.raises(InputError, match="no image files"):
         list(FolderSource(str(tmp_path / "empty")).items())
-    with pytest.raises(StageError, match="data.path is not set"):
+    with pytest.raises(InputError, match="data.path is not set"):
         list(FolderSource(None).items())
 
 
@@ -245,12 +245,12 @@ def test_manifest_lines_that_cannot_be_used_get_a_row_with_their_reason(tmp_path
 
 def test_manifest_errors_name_the_fix(tmp_path, image_folder):
     root = _manifest_folder(tmp_path / "set", image_folder, ["../x.png,cat", "nope.png,cat"])
-    with pytest.raises(StageError, match=r"none of the 2 items is a usable image .*Fix: fix"):
+    with pytest.raises(InputError, match=r"none of the 2 items is a usable image .*Fix: fix"):
         ingest(list(ManifestSource(str(root), "labels.csv").items()), 16, 3, 0.5, 0)
-    with pytest.raises(StageError, match="manifest not found"):
+    with pytest.raises(InputError, match="manifest not found"):
         list(ManifestSource(str(root), "other.csv").items())
     (root / "bad.csv").write_text("file,label\ncat/01.png,cat\n")
-    with pytest.raises(StageError, match="no column 'path' .*data.source.path_column"):
+    with pytest.raises(InputError, match="no column 'path' .*data.source.path_column"):
         list(ManifestSource(str(root), "bad.csv").items())
 
 

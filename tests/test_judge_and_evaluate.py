@@ -14,9 +14,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import compose_config
 from datamatters.data.contract import kept_rows
-from datamatters.data.datamodule import class_ids
+from datamatters.data.dataset import class_ids
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
+from datamatters.errors import InputError
 from datamatters.features import reference_cache
 from datamatters.features.inception import InceptionFeatures
 from datamatters.features.judge import JudgeFeatures
@@ -27,7 +28,6 @@ from datamatters.models.generative import GenerativeModule
 from datamatters.models.judge import accuracy
 from datamatters.models.judge_training import fit_judge, stratified_holdout
 from datamatters.quality.assess import assess, configured_checks
-from datamatters.stage import StageError
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_fit_judge_reports_accuracy_and_reference_floor(reference):
 
 def test_fit_judge_needs_two_labeled_classes(reference):
     one_class = reference.select(reference.manifest["label"] == "3")
-    with pytest.raises(StageError, match=r"^data/reference: the reference split has 1"):
+    with pytest.raises(InputError, match=r"^data/reference: the reference split has 1"):
         fit_judge(one_class, tiny_judge_config(), "data/reference")
 
 
@@ -131,7 +131,7 @@ def test_evaluate_without_inception_features_names_the_fix(reference, tmp_path):
     judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
     generator = instantiate(compose_config("model=vae").model)
     folder = cached_features(reference, judge, tmp_path / "features")
-    with pytest.raises(StageError, match="eval.metrics.inception_samples=0"):
+    with pytest.raises(InputError, match="eval.metrics.inception_samples=0"):
         evaluate_generator(generator, judge, folder, metrics_config(inception_samples=8))
 
 
@@ -184,7 +184,7 @@ def test_conditional_accuracy_and_per_class_fid(reference, tmp_path):
 
 def test_judge_fid_is_logged_after_every_epoch(reference, tmp_path):
     judge = fit_judge(reference, tiny_judge_config(), "data/reference").network
-    real, _ = reference_cache.load(cached_features(reference, judge, tmp_path / "f"), "judge", "t")
+    real, _ = reference_cache.load(cached_features(reference, judge, tmp_path / "f"), "judge")
     model = instantiate(compose_config("model=vae").model)
     images = torch.from_numpy(np.array(reference.images)).permute(0, 3, 1, 2).float() / 255
     loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), 32)

@@ -11,11 +11,11 @@ from datamatters.data.contract import StageData
 from datamatters.data.corrupt import inject
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
+from datamatters.errors import InputError
 from datamatters.labeling.audit import StartMismatch
 from datamatters.labeling.labels import audit_labels, carry_labels
 from datamatters.labeling.report import label_report
 from datamatters.models.judge_training import fit_judge
-from datamatters.stage import StageError
 
 QUICK = ["labeling.audit.folds=2", "labeling.audit.classifier.max_epochs=1"]
 
@@ -149,5 +149,5 @@ def test_audit_off_with_nothing_to_auto_label_trains_nothing(digits):
 
 def test_unknown_action_is_a_clear_error(digits):
     pool = StageData(digits.images[:20], digits.manifest.iloc[:20].reset_index(drop=True))
-    with pytest.raises(StageError, match="labeling.audit.action='fix'"):
+    with pytest.raises(InputError, match="labeling.audit.action='fix'"):
         audit_labels(kept(pool), compose_config("labeling.audit.action=fix").labeling)

@@ -40,11 +40,10 @@ def parse_paths(description: str, *names: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def load_params(stage: str, *keys: str, path: Path = PARAMS_FILE) -> dict[str, DictConfig]:
+def load_params(*keys: str, path: Path = PARAMS_FILE) -> dict[str, DictConfig]:
     """The params sections a stage reads (the same keys its dvc.yaml entry lists)."""
     if not path.is_file():
-        raise StageError(
-            stage,
+        raise InputError(
             path,
             "params file not found",
             "run `datamatters params` to compose it from conf/",
@@ -54,8 +53,7 @@ def load_params(stage: str, *keys: str, path: Path = PARAMS_FILE) -> dict[str, D
     for key in keys:
         section = OmegaConf.select(params, key)
         if section is None:
-            raise StageError(
-                stage,
+            raise InputError(
                 path,
                 f"missing params section '{key}'",
                 "re-compose it from conf/ with `datamatters params`",

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from datamatters.atomic import atomic_path
-from datamatters.stage import StageError
+from datamatters.errors import InputError
+from datamatters.pipeline import rerun_fix
 
 IMAGES = "images.npy"
 MANIFEST = "manifest.parquet"
@@ -54,26 +55,24 @@ def write_stage_data(path: str | Path, data: StageData) -> None:
         data.manifest.to_parquet(tmp / MANIFEST, index=False)
 
 
-def read_stage_data(
-    path: str | Path, stage: str, producer: str, columns: Iterable[str] = BASE_COLUMNS
-) -> StageData:
-    """Load and validate a stage directory; errors name the reading stage and its producer."""
+def read_stage_data(path: str | Path, columns: Iterable[str] = BASE_COLUMNS) -> StageData:
+    """Load and validate a stage directory; an error's fix names the stage that writes it."""
     path = Path(path)
-    rerun = f"run `dvc repro {producer}` to produce it"
+    rerun = rerun_fix(path)
     for name in (IMAGES, MANIFEST):
         if not (path / name).is_file():
-            raise StageError(stage, path / name, "missing", rerun)
+            raise InputError(path / name, "missing", rerun)
     try:
         images = np.load(path / IMAGES, mmap_mode="r", allow_pickle=False)
         manifest = pd.read_parquet(path / MANIFEST)
     except (ValueError, OSError) as err:
-        raise StageError(stage, path, f"unreadable ({err})", rerun) from err
+        raise InputError(path, f"unreadable ({err})", rerun) from err
     data = StageData(np.asarray(images), manifest)
     if problem := contract_problem(data):
-        raise StageError(stage, path, problem, rerun)
+        raise InputError(path, problem, rerun)
     missing = [c for c in columns if c not in manifest.columns]
     if missing:
-        raise StageError(stage, path / MANIFEST, f"missing columns {missing}", rerun)
+        raise InputError(path / MANIFEST, f"missing columns {missing}", rerun)
     return data
 
 

@@ -18,8 +18,8 @@ import pandas as pd
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.decode import Decoded, DecodeError, decode
 from datamatters.data.sources import SourceItem
+from datamatters.errors import InputError
 from datamatters.parallel import map_chunks
-from datamatters.stage import StageError
 
 log = logging.getLogger("datamatters")
 
@@ -58,8 +58,8 @@ def ingest(
     _validate(image_size, channels, reference_fraction)
     items = balanced_head(items, limit) if limit else items
     if not items:
-        raise StageError(
-            "ingest", "params.yaml", "the source yielded no items", "check data.path / data.limit"
+        raise InputError(
+            "params.yaml", "the source yielded no items", "check data.path / data.limit"
         )
     rows, pixels = _decode_all(items, image_size, channels)
     manifest = pd.DataFrame(rows)
@@ -156,8 +156,7 @@ def _check_usable(manifest: pd.DataFrame) -> None:
     if manifest["decode_error"].notna().all():
         reasons = manifest["decode_error"].value_counts().head(3)
         shown = "; ".join(f"{count} x {reason}" for reason, count in reasons.items())
-        raise StageError(
-            "ingest",
+        raise InputError(
             manifest["source"].iloc[0],
             f"none of the {len(manifest)} items is a usable image ({shown})",
             "fix the files or the manifest's paths as the reasons say, then `dvc repro`",
@@ -165,8 +164,8 @@ def _check_usable(manifest: pd.DataFrame) -> None:
 
 
 def _validate(image_size: int, channels: int, reference_fraction: float) -> None:
-    def bad(problem: str, fix: str) -> StageError:
-        return StageError("ingest", "params.yaml", problem, fix)
+    def bad(problem: str, fix: str) -> InputError:
+        return InputError("params.yaml", problem, fix)
 
     if channels not in (1, 3):
         raise bad(f"data.channels={channels}", "use 1 (grey) or 3 (RGB)")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from datamatters.stage import StageError
+from datamatters.errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 UNLABELED_DIR = "unlabeled"
@@ -92,8 +92,7 @@ class FolderSource:
     def items(self) -> Iterator[SourceItem]:
         root = validated_folder(self.root, FOLDER_FIX)
         if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.rglob("*") if p.is_file()):
-            raise StageError(
-                "ingest",
+            raise InputError(
                 root,
                 f"contains no image files ({', '.join(IMAGE_EXTENSIONS)})",
                 "put images in one sub-folder per class, e.g. <path>/cat/001.png",
@@ -152,25 +151,24 @@ class ManifestSource:
     def _table(self, path: Path) -> pd.DataFrame:
         fix = "point data.manifest at a .csv or .parquet file inside data.path"
         if not path.is_file():
-            raise StageError("ingest", path, "manifest not found", fix)
+            raise InputError(path, "manifest not found", fix)
         try:
             if path.suffix.lower() == ".parquet":
                 table = pd.read_parquet(path)
             elif path.suffix.lower() == ".csv":
                 table = pd.read_csv(path, dtype=str, keep_default_na=True)
             else:
-                raise StageError("ingest", path, f"unknown manifest type {path.suffix!r}", fix)
+                raise InputError(path, f"unknown manifest type {path.suffix!r}", fix)
         except (ValueError, OSError) as err:
-            raise StageError("ingest", path, f"unreadable ({err})", fix) from err
+            raise InputError(path, f"unreadable ({err})", fix) from err
         if self.path_column not in table:
-            raise StageError(
-                "ingest",
+            raise InputError(
                 path,
                 f"no column {self.path_column!r} (columns: {', '.join(map(str, table.columns))})",
                 "name the column of image paths with data.source.path_column",
             )
         if table.empty:
-            raise StageError("ingest", path, "lists no images", "add one row per image")
+            raise InputError(path, "lists no images", "add one row per image")
         return table
 
     @staticmethod
@@ -189,12 +187,12 @@ class ManifestSource:
 def validated_folder(root: str | None, fix: str) -> Path:
     """`root` as an existing folder, or the ingest error that says how to point at one."""
     if not root:
-        raise StageError("ingest", "params.yaml", "data.path is not set", fix)
+        raise InputError("params.yaml", "data.path is not set", fix)
     path = Path(root).expanduser()
     if not path.exists():
-        raise StageError("ingest", path, "folder does not exist", fix)
+        raise InputError(path, "folder does not exist", fix)
     if not path.is_dir():
-        raise StageError("ingest", path, "is a file, not a folder", fix)
+        raise InputError(path, "is a file, not a folder", fix)
     return path
 
 

@@ -15,8 +15,8 @@ from torch import nn
 
 from datamatters.atomic import atomic_path
 from datamatters.data.contract import StageData
+from datamatters.errors import InputError
 from datamatters.features.extract import extract
-from datamatters.stage import StageError
 
 ROWS = "rows.parquet"  # id and label of each feature row, in order
 
@@ -40,8 +40,8 @@ def save(folder: str | Path, kept: StageData, features: dict[str, np.ndarray]) -
             np.save(tmp / f"{name}.npy", values)
 
 
-def load(folder: str | Path, name: str, stage: str) -> tuple[np.ndarray, pd.DataFrame]:
-    """One extractor's features and their rows; a missing one is the stage's error with the fix."""
+def load(folder: str | Path, name: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """One extractor's features and their rows; a missing one is an error that names the fix."""
     folder = Path(folder)
     path = folder / f"{name}.npy"
     if not path.is_file():
@@ -51,5 +51,5 @@ def load(folder: str | Path, name: str, stage: str) -> tuple[np.ndarray, pd.Data
                 "set eval.reference.inception=true and run `dvc repro reference_features`, "
                 "or measure without it: -S eval.metrics.inception_samples=0"
             )
-        raise StageError(stage, path, f"no {name} features of the reference split", fix)
+        raise InputError(path, f"no {name} features of the reference split", fix)
     return np.load(path), pd.read_parquet(folder / ROWS)

@@ -27,7 +27,7 @@ from sklearn.model_selection import StratifiedKFold
 from torch import nn
 from torch.utils.data import DataLoader
 
-from datamatters.data.datamodule import ImageArrayDataset
+from datamatters.data.dataset import ImageArrayDataset
 from datamatters.models.judge import fit_classifier, predict_proba
 
 log = logging.getLogger("datamatters")

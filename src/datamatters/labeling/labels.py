@@ -18,13 +18,13 @@ from omegaconf import DictConfig
 from torch import nn
 
 from datamatters.data.contract import StageData
-from datamatters.data.datamodule import class_ids, class_names
+from datamatters.data.dataset import class_ids, class_names
+from datamatters.errors import InputError
 from datamatters.labeling.audit import (
     cross_validated_probabilities,
     estimated_noise_rate,
     find_label_issues,
 )
-from datamatters.stage import StageError
 
 log = logging.getLogger("datamatters")
 
@@ -50,8 +50,7 @@ def carry_labels(data: StageData, classes: Sequence[str] | None, source_path: st
     if classes is not None:
         unknown = sorted(set(labels.dropna()) - {str(c) for c in classes})
         if unknown:
-            raise StageError(
-                "labeling",
+            raise InputError(
                 source_path,
                 f"labels not in labeling.classes: {unknown[:10]}",
                 "add them to labeling.classes, or set labeling.classes=null "
@@ -80,8 +79,7 @@ def audit_labels(
     network each fold model is fine-tuned from (the judge; see `audit.py`).
     """
     if cfg.audit.action not in ACTIONS:
-        raise StageError(
-            "labeling",
+        raise InputError(
             "params.yaml",
             f"labeling.audit.action={cfg.audit.action!r}",
             f"use one of {', '.join(ACTIONS)}",

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from datamatters.data.datamodule import class_ids, class_names
+from datamatters.data.dataset import class_ids, class_names
 from datamatters.features import reference_cache
 from datamatters.features.extract import extract, to_uint8
 from datamatters.features.inception import InceptionFeatures
@@ -41,7 +41,7 @@ def evaluate_generator(
     """`cfg`: eval.metrics (num_samples, inception_samples, batch_size, kid_subset_size,
     bootstrap_rounds, prdc_k, seed). With the images the generator was trained on, also the
     share of samples that copy one of them (`memorization_judge_<n>`)."""
-    real_judge, rows = reference_cache.load(features_dir, "judge", "evaluate")
+    real_judge, rows = reference_cache.load(features_dir, "judge")
     labels = generator.balanced_labels(cfg.num_samples)
     fake = generate(generator, cfg.num_samples, cfg.batch_size, cfg.seed, labels)
     expected = (judge.image_size, judge.image_size, judge.channels)
@@ -63,7 +63,7 @@ def evaluate_generator(
         train_judge = extract(JudgeFeatures(judge), training_images, cfg.batch_size)
         scores[f"memorization_judge_{tag}"] = memorization(train_judge, real_judge, fake_judge)
     if cfg.inception_samples:
-        real_inception, _ = reference_cache.load(features_dir, "inception", "evaluate")
+        real_inception, _ = reference_cache.load(features_dir, "inception")
         count = min(cfg.inception_samples, len(fake))
         log.info("Inception features of %d generated images", count)
         fake_inception = extract(InceptionFeatures().to(_device(judge)), fake[:count], 50)

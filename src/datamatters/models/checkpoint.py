@@ -18,7 +18,8 @@ from hydra.utils import instantiate
 from torch import nn
 
 from datamatters.atomic import atomic_path
-from datamatters.stage import StageError
+from datamatters.errors import InputError
+from datamatters.pipeline import rerun_fix
 
 FORMAT = 1
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
@@ -62,12 +63,12 @@ def load_checkpoint(
     return module.to(map_location).eval()
 
 
-def load_stage_input(path: str | os.PathLike[str], stage: str, producer: str) -> nn.Module:
-    """`load_checkpoint` for a stage script: any problem becomes the stage's one-line error."""
+def load_stage_input(path: str | os.PathLike[str]) -> nn.Module:
+    """`load_checkpoint` for a stage script: any problem becomes one line naming the fix."""
     try:
         return load_checkpoint(path)
     except (FileNotFoundError, ValueError) as err:
-        raise StageError(stage, path, str(err), f"run `dvc repro {producer}`") from err
+        raise InputError(path, str(err), rerun_fix(path)) from err
 
 
 def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:

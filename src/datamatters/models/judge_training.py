@@ -12,17 +12,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from datamatters.data.contract import StageData
-from datamatters.data.datamodule import (
+from datamatters.data.dataset import (
     ImageArrayDataset,
     class_ids,
     class_names,
     labeled_images,
 )
+from datamatters.errors import InputError
 from datamatters.features.extract import check_images, extract
 from datamatters.features.judge import JudgeFeatures
 from datamatters.models.judge import accuracy, fit_classifier
 from datamatters.scores.frechet import fid
-from datamatters.stage import StageError
 
 # Below this held-out accuracy the judge's features barely separate the classes, and FID measured
 # with them says little about whether samples look like the domain.
@@ -42,8 +42,7 @@ def fit_judge(reference: StageData, cfg: DictConfig, reference_path: str) -> Fit
     usable = labeled_images(reference)
     classes = class_names(usable.manifest["label"])
     if len(classes) < 2:
-        raise StageError(
-            "judge",
+        raise InputError(
             reference_path,
             f"the reference split has {len(classes)} labeled class(es)",
             "the judge needs labeled images of at least 2 classes (one sub-folder per class)",

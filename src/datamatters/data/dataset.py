@@ -1,0 +1,52 @@
+"""Training images as a torch Dataset, and the class names and ids every model agrees on.
+
+Apart from the train stage's data module so that the stages which only classify (the judge, the
+label audit, evaluation) do not depend on how the generator's training batches are served.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from datamatters.data.contract import StageData
+
+UNLABELED = -1
+
+
+def class_names(labels: pd.Series) -> list[str]:
+    """Sorted class names; the index of a name is its class id everywhere in the pipeline."""
+    return sorted(labels.dropna().astype(str).unique())
+
+
+def class_ids(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """Class id per row; unlabeled rows and labels outside `classes` get UNLABELED."""
+    index = {name: i for i, name in enumerate(classes)}
+    ids = labels.astype("string").map(index)
+    return ids.fillna(UNLABELED).to_numpy(dtype=np.int64)
+
+
+def labeled_images(data: StageData) -> StageData:
+    """The decodable rows that have a label."""
+    manifest = data.manifest
+    return data.select(
+        manifest["decode_error"].isna().to_numpy() & manifest["label"].notna().to_numpy()
+    )
+
+
+class ImageArrayDataset(Dataset):
+    """uint8 N×H×W×C images served as float C×H×W in [0, 1] with an integer class id."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = torch.from_numpy(np.array(self.images[index])).permute(
+            2, 0, 1
+        )  # copy: the array may be a read-only memmap
+        return image.float().div_(255.0), int(self.labels[index])
