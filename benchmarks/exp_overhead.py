@@ -1,0 +1,123 @@
+"""DVC's own time per experiment: what an experiment costs beyond its stages' work.
+
+    python benchmarks/exp_overhead.py [--clone DIR] [--runs 2] [--steps 200]
+
+Works in a clone of the committed HEAD where the pipeline has run: `--clone` reuses one (e.g. the
+one `benchmarks/repro_time.py --keep` leaves), otherwise a fresh clone is made and `dvc repro`
+runs first. Then it runs experiments that change only the training seed, so `train` and
+`evaluate` re-run and every other stage is unchanged, each way DVC runs them: in the workspace
+(`dvc exp run`), in a temporary copy (`--temp`), and through the queue (`--queue`, then
+`dvc queue start`), as a sweep does. The training budget is cut to `--steps` and Inception is
+left out of evaluate: only the time around the stages is measured here.
+
+Each experiment's wall time splits into the stages' own work (each prints `[stage] done in N s`),
+the stage processes' start-up (Python and the imports before `main`, timed as
+`python stages/<stage>.py --help`) and the rest, DVC's own: copying the workspace, hashing,
+restoring cached outputs, committing the experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DONE = re.compile(r"^\[(\w+)\] done in ([\d.]+) s$", re.M)
+RAN = re.compile(r"Running stage '(\w+)'")
+
+
+def run(cmd: list[str], cwd: Path) -> tuple[float, str]:
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+    return elapsed, done.stdout + done.stderr
+
+
+def start_up(clone: Path, stage: str, repeats: int = 3) -> float:
+    """Median seconds to start a stage script and import what it needs (`--help` exits there)."""
+    times = [
+        run([sys.executable, f"stages/{stage}.py", "--help"], clone)[0] for _ in range(repeats)
+    ]
+    return statistics.median(times)
+
+
+def queue_output(clone: Path, name: str) -> str:
+    """The queue's log of the task named `name`: the stages' output of a queued experiment."""
+    for _ in range(600):
+        status = run(["dvc", "queue", "status"], clone)[1]
+        if not re.search(r"Running|Queued", status):
+            break
+        time.sleep(2)
+    return run(["dvc", "queue", "logs", name], clone)[1]
+
+
+def experiment(clone: Path, mode: str, seed: int, steps: int) -> tuple[float, str]:
+    name = f"overhead-{mode}-{seed}"
+    settings = [
+        "-S",
+        f"train.seed={seed}",
+        "-S",
+        f"trainer.max_steps={steps}",
+        "-S",
+        "eval.metrics.inception_samples=0",
+    ]
+    if mode == "queue":
+        run(["dvc", "exp", "run", "--queue", "-n", name, *settings], clone)
+        started = time.perf_counter()
+        run(["dvc", "queue", "start"], clone)
+        output = queue_output(clone, name)
+        return time.perf_counter() - started, output
+    flags = ["--temp"] if mode == "temp" else []
+    return run(["dvc", "exp", "run", *flags, "-n", name, *settings], clone)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--clone", type=Path, help="a clone where the pipeline has run")
+    parser.add_argument("--runs", type=int, default=2, help="experiments per way of running")
+    parser.add_argument("--steps", type=int, default=200, help="training budget per experiment")
+    parser.add_argument("--modes", default="workspace,temp,queue")
+    args = parser.parse_args()
+
+    clone = args.clone
+    if clone is None:
+        clone = Path(tempfile.mkdtemp(prefix="datamatters-overhead-")) / "project"
+        subprocess.run(["git", "clone", "-q", str(args.repo), str(clone)], check=True)
+        print(f"dvc repro in {clone}: {run(['dvc', 'repro'], clone)[0]:.0f} s")
+    startup = {stage: start_up(clone, stage) for stage in ("train", "evaluate")}
+    print("stage start-up (python stages/<stage>.py --help, median of 3):")
+    print("   ", ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in startup.items()))
+
+    print(f"{'way':<10}{'wall':>8}{'stages':>9}{'start-up':>10}{'DVC':>8}  stages run")
+    seed = 100
+    for mode in args.modes.split(","):
+        for _ in range(args.runs):
+            seed += 1
+            wall, output = experiment(clone, mode, seed, args.steps)
+            work = sum(float(s) for _, s in DONE.findall(output))
+            ran = sorted(set(RAN.findall(output)) | {s for s, _ in DONE.findall(output)})
+            for stage in ran:
+                if stage not in startup:
+                    startup[stage] = start_up(clone, stage)
+            launch = sum(startup[stage] for stage in ran)
+            dvc = wall - work - launch
+            print(
+                f"{mode:<10}{wall:>7.1f}s{work:>8.1f}s{launch:>9.1f}s{dvc:>7.1f}s  {', '.join(ran)}"
+            )
+
+
+if __name__ == "__main__":
+    main()
