@@ -1,9 +1,14 @@
 """Wall time of the default pipeline on a fresh clone: every stage, a no-op, a training change.
 
-    python benchmarks/repro_time.py [--repo .] [--keep]
+    python benchmarks/repro_time.py [--rev REV ...] [--repo .] [--keep]
 
-Clones the committed HEAD into a temporary directory (so nothing cached here helps), runs the
-pipeline with the default params.yaml and prints the times and the metrics it produced.
+For each `--rev` (default: HEAD; give two, e.g. `--rev <before> --rev HEAD`, for a before/after
+table measured on the same machine in one run), clones the committed revision into a temporary
+directory (so nothing cached here helps), runs `dvc repro --force` with its default params.yaml,
+then a no-op `dvc repro` and one after a training-only change, and prints each stage's own time
+(every stage prints `[stage] done in N s`), the wall times and the metrics the run produced.
+The wall time of `dvc repro --force` less the stages' own times is start-up (Python and the
+imports of each stage script) and DVC's own work.
 """
 
 from __future__ import annotations
@@ -17,9 +22,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+DONE = re.compile(r"^\[(\w+)\] done in ([\d.]+) s$", re.M)
+RAN = re.compile(r"Running stage '(\w+)'")
+
+
+@dataclass
+class Timing:
+    rev: str
+    stages: dict[str, float] = field(default_factory=dict)
+    forced: float = 0.0
+    noop: float = 0.0
+    training_change: float = 0.0
+    training_change_stages: list[str] = field(default_factory=list)
+    metrics: dict[str, dict] = field(default_factory=dict)
 
 
 def run(cmd: list[str], cwd: Path) -> tuple[float, str]:
@@ -33,8 +53,55 @@ def run(cmd: list[str], cwd: Path) -> tuple[float, str]:
     return elapsed, done.stdout + done.stderr
 
 
-def stages(output: str) -> list[str]:
-    return re.findall(r"Running stage '(\w+)'", output)
+def halve_learning_rate(clone: Path) -> None:
+    params_file = clone / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    optimizer = next(v for k, v in params["model"].items() if k.endswith("optimizer"))
+    optimizer["lr"] = optimizer["lr"] / 2
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def measure(repo: Path, rev: str, work: Path) -> Timing:
+    clone = work / rev.replace("/", "_")
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "checkout", "-q", rev], check=True)
+    timing = Timing(rev)
+    # --force: a fresh clone already has the git-tracked metrics files, and DVC rightly skips a
+    # stage whose deterministic inputs and outputs match dvc.lock; forcing times every stage.
+    timing.forced, output = run(["dvc", "repro", "--force"], clone)
+    timing.stages = {stage: float(seconds) for stage, seconds in DONE.findall(output)}
+    timing.metrics = {
+        name: json.loads((clone / "metrics" / f"{name}.json").read_text())
+        for name in ("judge", "labeling", "evaluate")
+    }
+    timing.noop, _ = run(["dvc", "repro"], clone)
+    halve_learning_rate(clone)
+    timing.training_change, output = run(["dvc", "repro"], clone)
+    timing.training_change_stages = RAN.findall(output)
+    return timing
+
+
+def report(timings: list[Timing]) -> None:
+    stages = list(dict.fromkeys(s for t in timings for s in t.stages))
+    width = max(12, *(len(t.rev) + 2 for t in timings))
+    print(f"{'stage':<22}" + "".join(f"{t.rev:>{width}}" for t in timings))
+    for stage in stages:
+        cells = "".join(f"{t.stages.get(stage, float('nan')):>{width - 2}.1f} s" for t in timings)
+        print(f"{stage:<22}{cells}")
+    rows = {
+        "sum of the stages": lambda t: sum(t.stages.values()),
+        "dvc repro --force": lambda t: t.forced,
+        "start-up and DVC": lambda t: t.forced - sum(t.stages.values()),
+        "no-op dvc repro": lambda t: t.noop,
+        "training change": lambda t: t.training_change,
+    }
+    for name, value in rows.items():
+        print(f"{name:<22}" + "".join(f"{value(t):>{width - 2}.1f} s" for t in timings))
+    for t in timings:
+        print(f"\n{t.rev}: the training change re-ran {', '.join(t.training_change_stages)}")
+        for name, metrics in t.metrics.items():
+            numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            print(f"  metrics/{name}.json: {json.dumps(numbers)}")
 
 
 def main() -> None:
@@ -42,40 +109,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
-    parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    parser.add_argument("--rev", action="append", help="a commit to measure (repeatable)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary clones")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="datamatters-bench-"))
-    clone = work / "project"
-    subprocess.run(["git", "clone", "-q", str(args.repo), str(clone)], check=True)
-
-    # --force: a fresh clone already has the git-tracked metrics files, and DVC rightly skips a
-    # stage whose deterministic inputs and outputs match dvc.lock; forcing times every stage.
-    full, output = run(["dvc", "repro", "--force"], clone)
-    print(f"dvc repro --force (fresh clone): {full:.1f} s, stages: {', '.join(stages(output))}")
-    for line in output.splitlines():
-        if re.match(r"\[\w+\] (done in|.*images|accuracy|fid_judge)", line):
-            print("   ", line)
-    noop, output = run(["dvc", "repro"], clone)
-    print(f"dvc repro (no-op): {noop:.1f} s, stages: {', '.join(stages(output)) or 'none'}")
-
-    params_file = clone / "params.yaml"
-    params = yaml.safe_load(params_file.read_text())
-    optimizer = next(v for k, v in params["model"].items() if k.endswith("optimizer"))
-    optimizer["lr"] = optimizer["lr"] / 2
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    changed, output = run(["dvc", "repro"], clone)
-    print(
-        f"dvc repro (training param changed): {changed:.1f} s, stages: {', '.join(stages(output))}"
-    )
-
-    for name in ("judge", "evaluate"):
-        print(
-            f"metrics/{name}.json:",
-            json.dumps(json.loads((clone / "metrics" / f"{name}.json").read_text())),
-        )
+    timings = []
+    for rev in args.rev or ["HEAD"]:
+        timings.append(measure(args.repo, rev, work))
+        print(f"measured {rev}: dvc repro --force {timings[-1].forced:.1f} s", flush=True)
+    report(timings)
     if args.keep:
-        print("clone kept at", clone)
+        print("clones kept under", work)
     else:
         shutil.rmtree(work)
 
