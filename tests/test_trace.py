@@ -14,7 +14,6 @@ from scipy import stats
 
 from datamatters.trace.ablation import ablation_arms, ablation_commands
 from datamatters.trace.compare import (
-    EVALUATE,
     compare,
     fixed_settings,
     group,
@@ -22,6 +21,10 @@ from datamatters.trace.compare import (
     varied_axes,
 )
 from datamatters.trace.experiments import (
+    CHECKPOINT,
+    EVALUATE,
+    QUALITY,
+    TRAINING_SET,
     Experiment,
     TraceError,
     flatten,
@@ -51,10 +54,10 @@ def experiment(
             "fid_judge_1k_ci95_low": fid - 2,
             "fid_judge_1k_ci95_high": fid + 2,
         },
-        "metrics/quality.json": {"kept_fraction": 0.9, "blur_flagged": 3},
+        QUALITY: {"kept_fraction": 0.9, "blur_flagged": 3},
     }
     training_set = f"{mixed}{filters}".replace(".", "").ljust(32, "0")  # one per configuration
-    outs = {"data/augmented": f"{training_set}.dir", "models/generator.pt": "ab" * 16}
+    outs = {TRAINING_SET: f"{training_set}.dir", CHECKPOINT: "ab" * 16}
     return Experiment(name, f"{seed}" * 40, "c" * 40, "2026-11-28T20:00:00", params, metrics, outs)
 
 

@@ -14,7 +14,6 @@ from typing import Any
 from datamatters.atomic import write_text
 from datamatters.trace import plots
 from datamatters.trace.compare import (
-    EVALUATE,
     REPLICATE,
     Axis,
     Comparison,
@@ -29,14 +28,17 @@ from datamatters.trace.compare import (
     varied_axes,
 )
 from datamatters.trace.experiments import (
+    AUGMENT,
     CHECKPOINT,
+    EVALUATE,
+    LABELING,
+    QUALITY,
     TRAINING_SET,
     Experiment,
     TraceError,
     resolve_sets,
 )
 
-QUALITY, LABELING, AUGMENT = "metrics/quality.json", "metrics/labeling.json", "metrics/augment.json"
 SKIPPED_METRICS = re.compile(r"(_ci95_low|_ci95_high|_std|_images)$|\.")
 
 
