@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import lightning as L
@@ -12,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import compose_config
+from conftest import ROOT, compose_config
 from datamatters.data.contract import kept_rows
 from datamatters.data.dataset import class_ids
 from datamatters.data.ingest import ingest
@@ -22,7 +23,7 @@ from datamatters.features import reference_cache
 from datamatters.features.inception import InceptionFeatures
 from datamatters.features.judge import JudgeFeatures
 from datamatters.metrics.evaluation import evaluate_generator, generate
-from datamatters.metrics.names import sample_tag
+from datamatters.metrics.names import MetricName, sample_tag
 from datamatters.models.callbacks import EpochFID
 from datamatters.models.generative import GenerativeModule
 from datamatters.models.judge import accuracy
@@ -138,6 +139,50 @@ def test_evaluate_without_inception_features_names_the_fix(reference, tmp_path):
 @pytest.mark.parametrize("count, tag", [(500, "500"), (1000, "1k"), (2500, "2.5k"), (50000, "50k")])
 def test_sample_tag(count, tag):
     assert sample_tag(count) == tag
+    assert MetricName.parse(f"fid_judge_{tag}") == MetricName("fid", "judge", count)
+
+
+def test_every_committed_metric_name_parses_back_to_itself():
+    """evaluate formats and the trace parses with one schema, so they cannot disagree."""
+    committed = json.loads((ROOT / "metrics" / "evaluate.json").read_text())
+    parsed = {name: MetricName.parse(name) for name in committed}
+    assert {name for name, parts in parsed.items() if parts is None} == {
+        "generated_images",
+        "reference_images",
+    }
+    assert all(str(parts) == name for name, parts in parsed.items() if parts)
+    assert parsed["kid_inception_500_std"] == MetricName("kid", "inception", 500, "std")
+
+
+@pytest.mark.parametrize(
+    "name, parts, score",
+    [
+        ("fid_judge_1k", ("fid", "judge", 1000, ""), True),
+        ("fid_judge_1k_ci95_low", ("fid", "judge", 1000, "ci95_low"), False),
+        ("is_judge_1k_std", ("is", "judge", 1000, "std"), False),
+        ("cond_acc_judge_2.5k", ("cond_acc", "judge", 2500, ""), True),
+        ("fid_judge_1k_class_mean", ("fid", "judge", 1000, "class_mean"), True),
+    ],
+)
+def test_metric_names_say_what_is_a_score_and_what_bounds_or_spreads_one(name, parts, score):
+    parsed = MetricName.parse(name)
+    assert parsed == MetricName(*parts) and parsed.is_score == score
+
+
+@pytest.mark.parametrize(
+    "name", ["generated_images", "fid_judge_ref_halves", "fid_judge_1k_class.3", "fid_judge_1.0k"]
+)
+def test_names_outside_the_schema_do_not_parse(name):
+    assert MetricName.parse(name) is None
+
+
+def test_a_metrics_interval_and_its_neighbours_are_named_by_the_schema():
+    fid = MetricName("fid", "inception", 500)
+    assert [str(bound) for bound in fid.bounds()] == [
+        "fid_inception_500_ci95_low",
+        "fid_inception_500_ci95_high",
+    ]
+    assert str(MetricName.parse("kid_judge_1k_mean").sibling("precision")) == "precision_judge_1k"
 
 
 class ReplayReference(GenerativeModule):

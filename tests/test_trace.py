@@ -14,7 +14,6 @@ from scipy import stats
 
 from datamatters.trace.ablation import ablation_arms, ablation_commands
 from datamatters.trace.compare import (
-    EVALUATE,
     compare,
     fixed_settings,
     group,
@@ -22,6 +21,10 @@ from datamatters.trace.compare import (
     varied_axes,
 )
 from datamatters.trace.experiments import (
+    CHECKPOINT,
+    EVALUATE,
+    QUALITY,
+    TRAINING_SET,
     Experiment,
     TraceError,
     flatten,
@@ -29,7 +32,10 @@ from datamatters.trace.experiments import (
     select,
 )
 from datamatters.trace.lineage import used_by
+from datamatters.trace.markdown import render as render_report
+from datamatters.trace.model import Estimate, Repeat, build_report, output_metrics
 from datamatters.trace.overview import overview_rows, render
+from datamatters.trace.plots import write_plots
 from datamatters.trace.report import write_trace
 
 DEFAULTS = {"ingest.corrupt.mixed": 0.0, "quality.enabled": True, "labeling.audit.enabled": True}
@@ -51,10 +57,10 @@ def experiment(
             "fid_judge_1k_ci95_low": fid - 2,
             "fid_judge_1k_ci95_high": fid + 2,
         },
-        "metrics/quality.json": {"kept_fraction": 0.9, "blur_flagged": 3},
+        QUALITY: {"kept_fraction": 0.9, "blur_flagged": 3},
     }
     training_set = f"{mixed}{filters}".replace(".", "").ljust(32, "0")  # one per configuration
-    outs = {"data/augmented": f"{training_set}.dir", "models/generator.pt": "ab" * 16}
+    outs = {TRAINING_SET: f"{training_set}.dir", CHECKPOINT: "ab" * 16}
     return Experiment(name, f"{seed}" * 40, "c" * 40, "2026-11-28T20:00:00", params, metrics, outs)
 
 
@@ -129,7 +135,7 @@ def test_sets_are_selected_by_name_in_natural_order(sweep):
     assert names == [*(f"sweep-{i}" for i in range(1, 9)), "sweep-10"]
 
 
-def test_an_experiments_own_name_selects_it_and_single_names_are_traced_together(tmp_path):
+def test_an_experiments_own_name_selects_it_and_single_names_are_traced_together():
     clean = experiment("clean", 0.0, True, 0, 50.0)
     dirty = experiment("dirty", 0.3, True, 0, 70.0)
     auto = experiment("gaunt-thug", 0.0, True, 0, 51.0)  # DVC's own names hold a dash, no set
@@ -137,8 +143,9 @@ def test_an_experiments_own_name_selects_it_and_single_names_are_traced_together
     assert resolve_sets([clean, dirty, auto], ["clean", "dirty"]) == [
         ("clean+dirty", [clean, dirty])
     ]
-    text = write_trace([clean, dirty, auto], ["clean", "dirty"], DEFAULTS, tmp_path).read_text()
-    assert "ingest.corrupt.mixed" in text and "gaunt-thug" not in text
+    (traced,) = build_report([clean, dirty, auto], ["clean", "dirty"], DEFAULTS).sets
+    assert (traced.name, [run.name for run in traced.runs]) == ("clean+dirty", ["clean", "dirty"])
+    assert [axis.keys for axis in traced.axes] == [("ingest.corrupt.mixed",)]
 
 
 def test_no_names_trace_every_set_and_the_loose_experiments(sweep):
@@ -160,20 +167,101 @@ def test_used_by_finds_every_experiment_with_a_hash_prefix(sweep):
         used_by(sweep, "ab")
 
 
-def test_report_has_rows_verdicts_and_plots(sweep, tmp_path):
-    report = write_trace(sweep, ["sweep"], DEFAULTS, tmp_path)
-    text = report.read_text()
+def test_report_model_has_noise_verdicts_points_and_rows(sweep):
+    report = build_report(sweep, ["sweep"], DEFAULTS)
+    assert report.metrics == report.outputs == ["fid_judge_1k"]
+    noise = report.noise["fid_judge_1k"]
+    assert noise.df == 4 and noise.sd == pytest.approx(math.sqrt(2))
+    (traced,) = report.sets
+    verdicts = traced.verdicts["fid_judge_1k"]
+    found = {(v.comparison.change, v.comparison.context(traced.axes)): v for v in verdicts}
+    filters = "labeling.audit.enabled / quality.enabled"
+    assert {key: v.comparison.verdict for key, v in found.items()} == {
+        ("ingest.corrupt.mixed: 0.0 -> 0.3", ""): "exceeds training noise",
+        ("ingest.corrupt.mixed: 0.0 -> 0.3", f"{filters}=False / False"): "exceeds training noise",
+        (f"{filters}: True / True -> False / False", ""): "within training noise",
+        (f"{filters}: True / True -> False / False", "ingest.corrupt.mixed=0.3"): (
+            "exceeds training noise"
+        ),
+    }
+    assert not any(v.same_training_set for v in verdicts), "every configuration has its own data"
+    first = traced.points[0]
+    assert (first.setting, first.seeds) == (((0.0,), (False, False)), 2)
+    assert first.means["fid_judge_1k"] == pytest.approx(51.0)
+    assert first.per_seed["fid_judge_1k"] == [
+        Estimate(50.0, 48.0, 52.0),
+        Estimate(52.0, 50.0, 54.0),
+    ]
+    run = traced.runs[0]
+    assert (run.name, run.setting, run.seed, run.kept_fraction) == (
+        "sweep-1",
+        ((0.0,), (True, True)),
+        0,
+        0.9,
+    )
+    assert run.outputs == {"fid_judge_1k": Estimate(49.0, 47.0, 51.0)}
+    assert traced.checks == ["blur"] and run.flagged == {"blur": 3}
+
+
+def test_unknown_sets_and_metrics_name_what_there_is(sweep):
+    with pytest.raises(TraceError, match="no finished experiment or set is named 'other'"):
+        build_report(sweep, ["other"], DEFAULTS, ["fid_judge_1k"])
+    with pytest.raises(TraceError, match="pick one of: fid_judge_1k"):
+        build_report(sweep, ["sweep"], DEFAULTS, ["fid_inception_500"])
+
+
+def test_outputs_are_scores_and_the_lead_metrics_neighbours_follow_its_name(sweep):
+    """Bounds, spreads, counts and per-class entries are read beside a score, not on their own."""
+    scores = {
+        "fid_judge_1k_class_mean": 55.0,
+        "fid_judge_1k_class.3": 57.0,
+        "kid_judge_1k_mean": 30.0,
+        "kid_judge_1k_std": 2.0,
+        "is_judge_1k_std": 0.2,
+        "precision_judge_1k": 0.8,
+        "recall_judge_1k": 0.7,
+        "generated_images": 1000,
+        "classes_not_in_reference": [],
+    }
+    runs = [
+        replace(exp, metrics=exp.metrics | {EVALUATE: exp.metrics[EVALUATE] | scores})
+        for exp in sweep
+    ]
+    assert output_metrics(runs) == [
+        "fid_judge_1k",
+        "fid_judge_1k_class_mean",
+        "kid_judge_1k_mean",
+        "precision_judge_1k",
+        "recall_judge_1k",
+    ]
+    assert build_report(runs, ["sweep"], DEFAULTS).metrics == ["fid_judge_1k"]
+    (traced,) = build_report(
+        runs, ["sweep"], DEFAULTS, ["kid_judge_1k_mean", "recall_judge_1k"]
+    ).sets
+    assert traced.interval_metrics == ["kid_judge_1k_mean", "fid_judge_1k"]
+    assert traced.point_metrics == ["kid_judge_1k_mean", "fid_judge_1k", "recall_judge_1k"]
+    assert list(traced.verdicts) == ["kid_judge_1k_mean", "recall_judge_1k"]
+    assert (traced.runs[0].precision, traced.runs[0].recall) == (0.8, 0.7)
+
+
+def test_plots_are_drawn_for_each_verdict_metric_and_numeric_axis(sweep, tmp_path):
+    figures = write_plots(build_report(sweep, ["sweep"], DEFAULTS), tmp_path)
+    written = [*figures.deltas.values(), *figures.against_axis.values()]
+    assert [figure.path for figure in written] == [
+        tmp_path / "sweep_deltas_fid_judge_1k.png",
+        tmp_path / "sweep_ingest.corrupt.mixed.png",
+    ]
+    assert all(figure.path.stat().st_size > 10_000 for figure in written)
+
+
+def test_the_markdown_shows_each_run_and_links_the_plots(sweep, tmp_path):
+    text = write_trace(sweep, ["sweep"], DEFAULTS, tmp_path).read_text()
     assert "(4 degrees of freedom): `fid_judge_1k` 1.414" in text
-    assert text.count("exceeds training noise") >= 2 and "within training noise" in text
-    assert "| differs |" in text and "| identical |" not in text
     assert "| sweep-1 | 0.0 | True / True | 0 | 90.0% |" in text
     assert "49.0 [47.0, 51.0]" in text, "each run's sampling interval is shown"
     for png in ("sweep_deltas_fid_judge_1k.png", "sweep_ingest.corrupt.mixed.png"):
-        assert (tmp_path / png).stat().st_size > 10_000 and f"]({png})" in text
-    with pytest.raises(TraceError, match="no finished experiment or set is named 'other'"):
-        write_trace(sweep, ["other"], DEFAULTS, tmp_path, ["fid_judge_1k"])
-    with pytest.raises(TraceError, match="pick one of: fid_judge_1k"):
-        write_trace(sweep, ["sweep"], DEFAULTS, tmp_path, ["fid_inception_500"])
+        assert f"]({png})" in text
+    assert "![" not in render_report(build_report(sweep, ["sweep"], DEFAULTS))
 
 
 def test_flatten_dots_nested_keys():
@@ -198,17 +286,16 @@ def test_ablation_switches_off_each_filter_once_and_skips_undecodable():
     assert ablation_arms(["filters=none"]) == {}
 
 
-def test_a_run_repeated_in_another_set_counts_once_and_is_checked_for_determinism(sweep, tmp_path):
+def test_a_run_repeated_in_another_set_counts_once_and_is_checked_for_determinism(sweep):
     original = sweep[0]
     repeat = replace(original, name="again-1", rev="f" * 40)
     changed = replace(sweep[1], name="again-2", rev="e" * 40, outs={})
-    report = write_trace(
-        [*sweep, repeat, changed], ["sweep", "again"], DEFAULTS, tmp_path, ["fid_judge_1k"]
-    )
-    text = report.read_text()
-    assert "(4 degrees of freedom)" in text, "the repeats add no replicate"
-    assert "`again-1` repeats `sweep-1`: identical checkpoint md5." in text
-    assert "`again-2` repeats `sweep-2`: **different checkpoint md5**." in text
+    report = build_report([*sweep, repeat, changed], ["sweep", "again"], DEFAULTS)
+    assert report.noise["fid_judge_1k"].df == 4, "the repeats add no replicate"
+    assert report.repeats == [
+        Repeat("sweep-1", "again-1", same_checkpoint=True),
+        Repeat("sweep-2", "again-2", same_checkpoint=False),
+    ]
 
 
 def test_overview_shows_the_knobs_that_differ_and_headline_metrics_named_by_stage(sweep):

@@ -16,17 +16,18 @@ from omegaconf import DictConfig
 from torch import nn
 
 from datamatters.data.dataset import class_ids, class_names
+from datamatters.errors import InputError
 from datamatters.features import reference_cache
 from datamatters.features.extract import extract, to_uint8
 from datamatters.features.inception import InceptionFeatures
 from datamatters.features.judge import JudgeFeatures, JudgeLogits
-from datamatters.metrics.names import sample_tag
+from datamatters.metrics.names import MetricName
+from datamatters.pipeline import outputs
 from datamatters.scores.frechet import Gaussian, bootstrap_interval, fid, frechet_distance
 from datamatters.scores.inception_score import inception_score
 from datamatters.scores.kid import kid
 from datamatters.scores.memorization import memorization
 from datamatters.scores.prdc import prdc
-from datamatters.stage import StageError
 
 log = logging.getLogger("datamatters")
 
@@ -46,35 +47,33 @@ def evaluate_generator(
     fake = generate(generator, cfg.num_samples, cfg.batch_size, cfg.seed, labels)
     expected = (judge.image_size, judge.image_size, judge.channels)
     if fake.shape[1:] != expected:
-        raise StageError(
-            "evaluate",
-            "models/generator.pt",
+        raise InputError(
+            outputs("train")[0],
             f"generated images are {fake.shape[1:]}, the reference's are {expected}",
             "re-run `dvc repro` so the model is trained on data of the reference's size",
         )
-    tag = sample_tag(cfg.num_samples)
+    samples = cfg.num_samples
     log.info("measuring %d generated images against %d reference rows", len(fake), len(rows))
     fake_judge = extract(JudgeFeatures(judge), fake, cfg.batch_size)
-    scores = _named(feature_metrics(real_judge, fake_judge, cfg), "judge", tag)
+    scores = _named(feature_metrics(real_judge, fake_judge, cfg), "judge", samples)
     fake_logits = extract(JudgeLogits(judge), fake, cfg.batch_size)
     is_mean, is_std = inception_score(fake_logits, cfg.seed)
-    scores |= {f"is_judge_{tag}_mean": is_mean, f"is_judge_{tag}_std": is_std}
+    scores |= _named({"is_mean": is_mean, "is_std": is_std}, "judge", samples)
     if training_images is not None:
         train_judge = extract(JudgeFeatures(judge), training_images, cfg.batch_size)
-        scores[f"memorization_judge_{tag}"] = memorization(train_judge, real_judge, fake_judge)
+        copies = memorization(train_judge, real_judge, fake_judge)
+        scores |= _named({"memorization": copies}, "judge", samples)
     if cfg.inception_samples:
         real_inception, _ = reference_cache.load(features_dir, "inception")
         count = min(cfg.inception_samples, len(fake))
         log.info("Inception features of %d generated images", count)
         fake_inception = extract(InceptionFeatures().to(_device(judge)), fake[:count], 50)
-        scores |= _named(
-            feature_metrics(real_inception, fake_inception, cfg), "inception", sample_tag(count)
-        )
+        scores |= _named(feature_metrics(real_inception, fake_inception, cfg), "inception", count)
     scores = {name: round(value, 6) for name, value in scores.items()}
     scores |= {"generated_images": len(fake), "reference_images": len(rows)}
     if labels is not None:
         scores |= conditional_metrics(
-            generator.classes, labels.numpy(), fake_judge, fake_logits, real_judge, rows, tag
+            generator.classes, labels.numpy(), fake_judge, fake_logits, real_judge, rows, samples
         )
     return scores
 
@@ -93,12 +92,12 @@ def feature_metrics(real: np.ndarray, fake: np.ndarray, cfg: DictConfig) -> dict
     return scores | prdc(real, fake, k=cfg.prdc_k)
 
 
-def _named(scores: dict[str, float], extractor: str, tag: str) -> dict[str, float]:
-    """`fid_ci95_low` -> `fid_judge_1k_ci95_low`: metric, extractor and count first."""
+def _named(scores: dict[str, float], features: str, samples: int) -> dict[str, float]:
+    """`fid_ci95_low` -> `fid_judge_1k_ci95_low`: the statistic, then features and count."""
     named = {}
     for name, value in scores.items():
-        metric, _, rest = name.partition("_")
-        named[f"{metric}_{extractor}_{tag}" + (f"_{rest}" if rest else "")] = value
+        statistic, _, detail = name.partition("_")
+        named[str(MetricName(statistic, features, samples, detail))] = value
     return named
 
 
@@ -109,7 +108,7 @@ def conditional_metrics(
     fake_logits: np.ndarray,
     real_features: np.ndarray,
     rows: pd.DataFrame,
-    tag: str,
+    samples: int,
 ) -> dict:
     """Does a conditional model draw the class it was asked for, and how well, class by class?
 
@@ -137,9 +136,9 @@ def conditional_metrics(
             per_class[name] = round(fid(real_of_class, fake_of_class), 6)
     hits = fake_logits[known].argmax(axis=1) == wanted
     return {
-        f"cond_acc_judge_{tag}": _mean(hits),
-        f"fid_judge_{tag}_class_mean": _mean(list(per_class.values())),
-        f"fid_judge_{tag}_class": per_class,
+        str(MetricName("cond_acc", "judge", samples)): _mean(hits),
+        str(MetricName("fid", "judge", samples, "class_mean")): _mean(list(per_class.values())),
+        str(MetricName("fid", "judge", samples, "class")): per_class,
         "classes_not_in_reference": unknown,
     }
 

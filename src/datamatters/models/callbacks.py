@@ -13,7 +13,7 @@ from torch import Tensor
 from datamatters.atomic import atomic_path
 from datamatters.features.extract import extract, to_uint8
 from datamatters.features.judge import JudgeFeatures
-from datamatters.metrics.names import sample_tag
+from datamatters.metrics.names import MetricName
 from datamatters.models.generative import GenerativeModule
 from datamatters.models.networks import JudgeNet
 from datamatters.scores.frechet import fid
@@ -95,7 +95,7 @@ class EpochFID(L.Callback):
         self.extractor = JudgeFeatures(judge.eval())
         self.reference = reference
         self.num_samples = num_samples
-        self.name = f"fid_judge_{sample_tag(num_samples)}"
+        self.name = str(MetricName("fid", "judge", num_samples))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not isinstance(pl_module, GenerativeModule):

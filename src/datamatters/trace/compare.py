@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from datamatters.trace.experiments import Experiment
+from datamatters.metrics.names import MetricName
+from datamatters.trace.experiments import EVALUATE, Experiment
 
 REPLICATE = "train.seed"
-EVALUATE = "metrics/evaluate.json"
 Setting = tuple[Any, ...]
 
 
@@ -70,11 +70,20 @@ class Group:
         """Half-width of the bootstrap interval of the group mean (seeds assumed independent)."""
         halves = []
         for exp in self.experiments:
-            low, high = (exp.metric(EVALUATE, f"{metric}_ci95_{side}") for side in ("low", "high"))
+            low, high = interval(exp, metric)
             if low is None or high is None:
                 return None
             halves.append((high - low) / 2)
         return math.sqrt(sum(h * h for h in halves)) / len(halves) if halves else None
+
+
+def interval(exp: Experiment, metric: str) -> tuple[Any, Any]:
+    """The bootstrap 95% interval `evaluate` recorded for `metric`; (None, None) if it has none."""
+    name = MetricName.parse(metric)
+    if name is None:
+        return None, None
+    low, high = name.bounds()
+    return exp.metric(EVALUATE, str(low)), exp.metric(EVALUATE, str(high))
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,17 @@ from pathlib import Path
 import dvc.api
 import pandas as pd
 
+from datamatters.data.contract import MANIFEST
+from datamatters.pipeline import outputs
 from datamatters.trace.experiments import Experiment, TraceError
 
-DATA_VERSIONS = (
-    "data/raw",
-    "data/quality",
-    "data/labeled",
-    "data/augmented",
-    "models/generator.pt",
+# Each data stage's data, then the model: what `datamatters lineage` lists an experiment's md5s of.
+DATA_VERSIONS = tuple(
+    outputs(stage)[0] for stage in ("ingest", "quality", "labeling", "augment", "train")
 )
 # The labeling stage's manifest is the last to hold every row with its `keep` decision and the
 # issues behind it (quality checks and label audit); augment keeps only the kept rows.
-DECISIONS = "data/labeled/manifest.parquet"
+DECISIONS = f"{outputs('labeling')[0]}/{MANIFEST}"
 REMOVED_COLUMNS = ("id", "source", "label", "issues", "injected")
 
 

@@ -13,31 +13,36 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from datamatters.metrics.names import MetricName
+from datamatters.pipeline import producer_of
 from datamatters.trace.experiments import Experiment
 
-# What a data-quality comparison reads first: what the data stages kept, then output quality.
-# An FID is shown with its bootstrap interval, `74.7 [70.9, 81.5]`.
+# What a data-quality comparison reads first: what the data stages kept, then output quality at
+# the default sample counts. An FID is shown with its bootstrap interval, `74.7 [70.9, 81.5]`.
 HEADLINE = (
     "quality.kept_fraction",
     "labeling.label_issues",
     "augment.training_images",
-    "evaluate.fid_judge_1k",
-    "evaluate.fid_inception_500",
-    "evaluate.precision_judge_1k",
-    "evaluate.recall_judge_1k",
+    *(
+        f"evaluate.{name}"
+        for name in (
+            MetricName("fid", "judge", 1000),
+            MetricName("fid", "inception", 500),
+            MetricName("precision", "judge", 1000),
+            MetricName("recall", "judge", 1000),
+        )
+    ),
 )
-INTERVAL = ("_ci95_low", "_ci95_high")
 # Params that change on every run without being a knob.
 NOT_KNOBS = ("hydra.",)
 
 
 def stage_metrics(exp: Experiment) -> dict[str, Any]:
-    """Every scalar metric of an experiment as `<stage>.<key>` (the metrics file's stem)."""
+    """Every scalar metric of an experiment as `<stage>.<key>`, after the stage that writes the
+    file (the file's stem for one that no stage in dvc.yaml writes any more)."""
     named = {}
     for path, values in exp.metrics.items():
-        stage = PurePosixPath(path).stem
-        if stage == "metrics":  # DVCLive's metrics/train/metrics.json
-            stage = PurePosixPath(path).parent.name
+        stage = producer_of(path) or PurePosixPath(path).stem
         for key, value in values.items():
             if isinstance(value, int | float | str | bool) or value is None:
                 named[f"{stage}.{key}"] = value
@@ -93,10 +98,20 @@ def render_csv(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _metric_cell(metrics: dict[str, Any], key: str, with_interval: bool) -> str:
-    low, high = (metrics.get(f"{key}{suffix}") for suffix in INTERVAL)
-    if with_interval and low is not None and high is not None:
+    low, high = _interval(metrics, key) if with_interval else (None, None)
+    if low is not None and high is not None:
         return f"{_cell(metrics.get(key))} [{_cell(low)}, {_cell(high)}]"
     return _cell(metrics.get(key))
+
+
+def _interval(metrics: dict[str, Any], key: str) -> tuple[Any, Any]:
+    """The bounds recorded beside `<stage>.<metric>`, when the metric has an interval."""
+    stage, _, metric = key.partition(".")
+    name = MetricName.parse(metric)
+    if name is None:
+        return None, None
+    low, high = name.bounds()
+    return metrics.get(f"{stage}.{low}"), metrics.get(f"{stage}.{high}")
 
 
 def _cell(value: Any) -> str:

@@ -1,9 +1,13 @@
-"""PNG plots for the trace report: each output metric against each numeric knob, and the deltas."""
+"""PNG plots for the trace report: each output metric against each numeric knob, and the deltas.
+
+They are drawn from the report model, apart from the markdown, which only links the files.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +18,38 @@ from scipy import stats  # noqa: E402
 
 from datamatters.atomic import atomic_path  # noqa: E402
 from datamatters.trace.compare import Axis, Comparison, Group, Noise  # noqa: E402
+from datamatters.trace.model import TraceReport  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: Path
+    caption: str  # what the report calls it
+
+
+@dataclass
+class Figures:
+    """The PNGs written for a report, keyed by set and what they show."""
+
+    deltas: dict[tuple[str, str], Figure] = field(default_factory=dict)  # (set, metric)
+    against_axis: dict[tuple[str, str], Figure] = field(default_factory=dict)  # (set, axis)
+
+
+def write_plots(report: TraceReport, out_dir: Path) -> Figures:
+    """Each set's comparisons as bars, per verdict metric, and its outputs per numeric axis."""
+    figures = Figures()
+    for s in report.sets:
+        for metric, verdicts in s.verdicts.items():
+            path, title = out_dir / f"{s.name}_deltas_{metric}.png", f"{s.name}: change in {metric}"
+            deltas(path, title, [v.comparison for v in verdicts], s.axes, metric)
+            figures.deltas[s.name, metric] = Figure(path, title)
+        for index in s.numeric_axes:
+            axis = s.axes[index].name
+            path = out_dir / f"{s.name}_{axis}.png"
+            title = f"{s.name}: output metrics against {axis} (mean of seeds, 95% bars)"
+            metric_vs_axis(path, title, s.groups, s.axes, index, report.outputs, report.noise)
+            figures.against_axis[s.name, axis] = Figure(path, f"{s.name}: metrics against {axis}")
+    return figures
 
 
 def metric_vs_axis(

@@ -1,0 +1,245 @@
+"""`reports/trace.md` from the report model: presentation only, every number decided before.
+
+Figures are linked by file name: they are written beside the report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from datamatters.metrics.names import MetricName
+from datamatters.trace.compare import REPLICATE, Axis
+from datamatters.trace.model import Estimate, Repeat, SetReport, TraceReport, Verdict
+from datamatters.trace.plots import Figure, Figures
+
+
+def render(report: TraceReport, figures: Figures | None = None) -> str:
+    """The whole report; without `figures` it links no plots."""
+    figures = figures or Figures()
+    lines = _header(report) + _repeats_lines(report.repeats)
+    for s in report.sets:
+        lines += _set_section(s, report, figures)
+    lines += _lineage_section(report)
+    return "\n".join(lines) + "\n"
+
+
+def _header(report: TraceReport) -> list[str]:
+    metrics, noise = report.metrics, report.noise
+    command = " ".join(
+        ["datamatters trace", *report.set_names, *(f"--metric {m}" for m in metrics)]
+    )
+    measured = [f"`{m}` {noise[m].sd:.4g}" for m in metrics if noise[m].sd is not None]
+    if not measured:
+        noise_line = (
+            "No configuration has several seeds, so training noise is unmeasured: verdicts use "
+            "the bootstrap intervals of the generated samples, which understate it."
+        )
+    else:
+        noise_line = (
+            "Training noise, the standard deviation between seeds of one configuration pooled "
+            f"over every configuration with several ({noise[metrics[0]].df} degrees of freedom): "
+            f"{', '.join(measured)}. A difference exceeds it when its interval, "
+            "t x SD x sqrt(1/n1 + 1/n2), excludes zero; t is taken at 1 - 0.025/m for a set of m "
+            "comparisons (Bonferroni), so the intervals hold at 95% for the whole set at once."
+        )
+    return [
+        "# Trace: data quality to output quality",
+        "",
+        f"Written by `{command}` from {report.experiment_count} finished experiments "
+        "(`dvc exp show`). Lower is better for FID and KID, higher for precision, recall, "
+        "density, coverage and IS.",
+        "",
+        noise_line,
+        "",
+    ]
+
+
+def _repeats_lines(repeats: Sequence[Repeat]) -> list[str]:
+    if not repeats:
+        return []
+    lines = ["Runs that repeat another's params and seed (counted once in the noise estimate):", ""]
+    for r in repeats:
+        same = "identical checkpoint md5" if r.same_checkpoint else "**different checkpoint md5**"
+        lines.append(f"- `{r.repeat}` repeats `{r.original}`: {same}.")
+    return [*lines, ""]
+
+
+def _set_section(s: SetReport, report: TraceReport, figures: Figures) -> list[str]:
+    axes = ", ".join(
+        f"`{a.name}` ({', '.join(Axis.label(v) for v in a.values)}; "
+        f"reference {Axis.label(a.reference)})"
+        for a in s.axes
+    )
+    fixed = ", ".join(f"`{k}={v}`" for k, v in s.fixed.items()) or "none"
+    baselines = ", ".join(sorted({commit[:7] for commit in s.baselines}))
+    lines = [
+        f"## Set `{s.name}`: {len(s.experiments)} experiments",
+        "",
+        f"- Varied: {axes or 'nothing but the seed'}; replicates: `{REPLICATE}`.",
+        f"- Shared settings that differ from the defaults: {fixed}.",
+        f"- Run on commit(s) {baselines}.",
+        "",
+        *_points_table(s),
+        "",
+    ]
+    for metric, verdicts in s.verdicts.items():
+        lines += [*_comparisons_table(s, verdicts, metric), ""]
+        lines += _figure(figures.deltas.get((s.name, metric)))
+    for index in s.numeric_axes:
+        lines += _figure(figures.against_axis.get((s.name, s.axes[index].name)))
+    lines += _experiments_table(s)
+    lines += _issues_table(s)
+    return lines
+
+
+def _figure(figure: Figure | None) -> list[str]:
+    return [f"![{figure.caption}]({figure.path.name})", ""] if figure else []
+
+
+def _points_table(s: SetReport) -> list[str]:
+    """One row per configuration: the mean over seeds, then each seed's value and interval."""
+    metrics = s.point_metrics
+    head = [*(a.name for a in s.axes), "seeds"]
+    for metric in metrics:
+        head += [f"mean {metric}", "per seed [95% sampling interval]"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for point in s.points:
+        cells = [*(Axis.label(v) for v in point.setting), str(point.seeds)]
+        for metric in metrics:
+            per_seed = "; ".join(_estimate(e, metric) for e in point.per_seed[metric])
+            cells += [_num(point.means[metric], _digits(metric)), per_seed]
+        rows.append(f"| {' | '.join(cells)} |")
+    return rows
+
+
+def _comparisons_table(s: SetReport, verdicts: Sequence[Verdict], metric: str) -> list[str]:
+    rows = [
+        f"#### Verdicts on `{metric}`",
+        "",
+        f"Each change against the reference configuration that differs from it in that one axis. "
+        f"Delta is the changed mean minus the reference mean of `{metric}`; in an ablation "
+        "(one filter off at a time) it is what that filter was buying. *With* names the other "
+        "axes where they are not at their reference value. *Training set* says whether the "
+        "change altered the training data at all (its `dvc.lock` md5).",
+        "",
+        "| change | with | training set | seeds (ref, changed) | delta "
+        "| simultaneous 95% interval | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    digits = _digits(metric)
+    for v in verdicts:
+        c = v.comparison
+        interval = (
+            f"{_num(c.delta - c.half_width, digits)} to {_num(c.delta + c.half_width, digits)}"
+            if c.half_width is not None
+            else "n/a"
+        )
+        seeds = f"{len(c.reference.experiments)}, {len(c.changed.experiments)}"
+        delta = _num(c.delta, digits, sign=True)
+        training_set = "identical" if v.same_training_set else "differs"
+        rows.append(
+            f"| {c.change} | {c.context(s.axes) or '-'} | {training_set} | {seeds} "
+            f"| {delta} | {interval} | {c.verdict} |"
+        )
+    return rows
+
+
+def _experiments_table(s: SetReport) -> list[str]:
+    head = [
+        "experiment",
+        *(a.name for a in s.axes),
+        "seed",
+        "kept",
+        "label issues dropped",
+        "noise rate est.",
+        "quality P / R",
+        "training images",
+        "training set md5",
+        "checkpoint md5",
+        *(f"{m} [95%]" for m in s.interval_metrics),
+        "precision / recall",
+    ]
+    rows = [
+        "### Experiments",
+        "",
+        "Data-quality measurements come from each data stage's metrics file; the md5s are the "
+        "experiment's `dvc.lock` hashes (`datamatters used-by <md5>` finds every experiment "
+        "that used one).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for run in s.runs:
+        cells = [
+            run.name,
+            *(Axis.label(value) for value in run.setting),
+            str(run.seed),
+            _percent(run.kept_fraction),
+            _num(run.dropped_for_label_issue),
+            _num(run.estimated_noise_rate, digits=3),
+            f"{_num(run.quality_precision, 3)} / {_num(run.quality_recall, 3)}",
+            _num(run.training_images),
+            f"`{(run.training_set or '-')[:12]}`",
+            f"`{(run.checkpoint or '-')[:12]}`",
+            *(_estimate(run.outputs[m], m) for m in s.interval_metrics),
+            f"{_num(run.precision, 3)} / {_num(run.recall, 3)}",
+        ]
+        rows.append(f"| {' | '.join(cells)} |")
+    return [*rows, ""]
+
+
+def _issues_table(s: SetReport) -> list[str]:
+    if not s.checks:
+        return []
+    rows = [
+        "### Images flagged per check",
+        "",
+        "| experiment | " + " | ".join(s.checks) + " | label issues |",
+        "|" + "---|" * (len(s.checks) + 2),
+    ]
+    for run in s.runs:
+        counts = [_num(run.flagged.get(check)) for check in s.checks]
+        rows.append(f"| {run.name} | {' | '.join(counts)} | {_num(run.label_issues)} |")
+    return [*rows, ""]
+
+
+def _lineage_section(report: TraceReport) -> list[str]:
+    example = report.sets[0].runs[0]
+    training_set = example.training_set or "<md5>"
+    return [
+        "## Lineage",
+        "",
+        f"- Which data produced an experiment: `datamatters lineage {example.name}` lists its "
+        "data versions and writes the images its filters removed, with the reason for each.",
+        f"- Which experiments used a data version: `datamatters used-by {training_set[:12]}`.",
+        f"- Re-run one: `dvc exp apply {example.name} && dvc repro`; compare two: "
+        f"`dvc plots diff {example.name} <other>` shows their sample grids and training curves.",
+    ]
+
+
+def _estimate(estimate: Estimate, metric: str) -> str:
+    digits = _digits(metric)
+    if estimate.low is None or estimate.high is None:
+        return _num(estimate.value, digits)
+    low, high = _num(estimate.low, digits), _num(estimate.high, digits)
+    return f"{_num(estimate.value, digits)} [{low}, {high}]"
+
+
+def _num(value: Any, digits: int = 1, sign: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _digits(metric: str) -> int:
+    """FID and KID live in the tens; fractions (precision, coverage) need three decimals."""
+    name = MetricName.parse(metric)
+    return 1 if name is not None and name.statistic in ("fid", "kid") else 3
+
+
+def _percent(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"

@@ -1,0 +1,300 @@
+"""What the trace report says, as data: computed once, then drawn and written by others.
+
+Every number and verdict of `reports/trace.md` is decided here, so the markdown and the plots
+only present it, and tests check the findings without parsing text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from datamatters.metrics.names import MetricName
+from datamatters.trace.compare import (
+    REPLICATE,
+    Axis,
+    Comparison,
+    Group,
+    Noise,
+    Setting,
+    compare,
+    configurations,
+    distinct_runs,
+    fixed_settings,
+    group,
+    interval,
+    pooled_noise,
+    varied_axes,
+)
+from datamatters.trace.experiments import (
+    AUGMENT,
+    CHECKPOINT,
+    EVALUATE,
+    LABELING,
+    QUALITY,
+    TRAINING_SET,
+    Experiment,
+    TraceError,
+    resolve_sets,
+)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One run's value of a metric, with the bootstrap 95% interval when evaluate recorded one."""
+
+    value: Any
+    low: Any = None
+    high: Any = None
+
+    @staticmethod
+    def of(exp: Experiment, metric: str) -> Estimate:
+        return Estimate(exp.metric(EVALUATE, metric), *interval(exp, metric))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One configuration of a set: its mean over seeds and each seed's own estimate, per metric."""
+
+    setting: Setting
+    seeds: int
+    means: dict[str, float]  # NaN where no seed recorded the metric
+    per_seed: dict[str, list[Estimate]]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A comparison, and whether its change left the training data byte-for-byte as it was
+    (its `dvc.lock` md5): a filter that removed nothing cannot have moved the output."""
+
+    comparison: Comparison
+    same_training_set: bool
+
+
+@dataclass(frozen=True)
+class Run:
+    """One experiment: its knobs, what the data stages measured, its lineage hashes, its outputs."""
+
+    name: str
+    setting: Setting  # its value of each of the set's axes
+    seed: Any
+    kept_fraction: Any
+    dropped_for_label_issue: Any
+    estimated_noise_rate: Any
+    quality_precision: Any  # of the quality checks against injected corruption
+    quality_recall: Any
+    training_images: Any
+    training_set: str | None  # md5s from dvc.lock
+    checkpoint: str | None
+    outputs: dict[str, Estimate]  # the set's metrics that have intervals
+    precision: Any  # of the generated samples, on the lead metric's features and sample count
+    recall: Any
+    flagged: dict[str, Any]  # images each quality check flagged
+    label_issues: Any
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A run with another's params and seed: the same computation, so a determinism check."""
+
+    original: str
+    repeat: str
+    same_checkpoint: bool
+
+
+@dataclass(frozen=True)
+class SetReport:
+    """One set: what it varies, its configurations, the verdicts on them, one row per run."""
+
+    name: str
+    experiments: list[Experiment]
+    axes: list[Axis]
+    groups: list[Group]
+    fixed: dict[str, Any]  # settings the set shares that differ from the defaults
+    baselines: list[str]  # the commits its experiments ran on
+    interval_metrics: list[str]  # the lead metric, then every output that has intervals
+    point_metrics: list[str]  # the interval metrics, then the other verdict metrics
+    points: list[Point]  # ordered by setting
+    verdicts: dict[str, list[Verdict]]  # per verdict metric that has any comparison
+    runs: list[Run]
+    checks: list[str]  # the quality checks with flagged counts
+
+    @property
+    def numeric_axes(self) -> list[int]:
+        """The axes a metric can be drawn against."""
+        return [index for index, axis in enumerate(self.axes) if axis.numeric]
+
+
+@dataclass(frozen=True)
+class TraceReport:
+    """Every set asked for, with the noise estimate they share."""
+
+    set_names: list[str]  # as asked for
+    metrics: list[str]  # the metrics verdicts are given on; the first leads every table
+    outputs: list[str]  # every output metric of the experiments
+    experiment_count: int
+    noise: dict[str, Noise]  # training noise per output metric, pooled over all sets
+    repeats: list[Repeat]
+    sets: list[SetReport]
+
+
+def build_report(
+    experiments: Sequence[Experiment],
+    set_names: Sequence[str],
+    defaults: Mapping[str, Any],
+    metrics: Sequence[str] = (),
+) -> TraceReport:
+    """The report on the named sets, their axes measured against `defaults`.
+
+    Verdicts are given for each of `metrics` (default: the judge FID, at whatever sample count
+    the runs used); the first is the one the tables lead with.
+    """
+    resolved = resolve_sets(experiments, set_names)
+    if not resolved:
+        raise TraceError(
+            "no finished experiment here to trace: run some with `dvc exp run` "
+            "(`dvc exp show` lists them)"
+        )
+    members = [exp for _, exps in resolved for exp in exps]
+    outputs = output_metrics(members)
+    metrics = _verdict_metrics(metrics, outputs)
+    runs, repeats = distinct_runs(members)
+    noise = {m: pooled_noise(configurations(runs), m) for m in outputs}
+    return TraceReport(
+        set_names=list(set_names),
+        metrics=metrics,
+        outputs=outputs,
+        experiment_count=len(members),
+        noise=noise,
+        repeats=[_repeat(original, repeat) for original, repeat in repeats],
+        sets=[
+            _set_report(name, exps, defaults, metrics, outputs, noise) for name, exps in resolved
+        ],
+    )
+
+
+def output_metrics(experiments: Iterable[Experiment]) -> list[str]:
+    """The scores evaluate recorded, sorted; bounds and spreads are read beside their score."""
+    return sorted(
+        {
+            key
+            for exp in experiments
+            for key, value in exp.metrics.get(EVALUATE, {}).items()
+            if isinstance(value, int | float) and _is_score(key)
+        }
+    )
+
+
+def _is_score(key: str) -> bool:
+    name = MetricName.parse(key)
+    return name is not None and name.is_score
+
+
+def _verdict_metrics(asked: Sequence[str], outputs: Sequence[str]) -> list[str]:
+    judge_fid = [m for m in outputs if _is_plain_judge_fid(MetricName.parse(m))]
+    metrics = list(asked) or judge_fid[:1] or list(outputs[:1])
+    if not metrics:
+        raise TraceError(f"none of these experiments has an output metric in {EVALUATE}")
+    for metric in metrics:
+        if metric not in outputs:
+            raise TraceError(
+                f"metric '{metric}' is in none of these experiments' {EVALUATE}; "
+                f"pick one of: {', '.join(outputs)}"
+            )
+    return metrics
+
+
+def _is_plain_judge_fid(name: MetricName | None) -> bool:
+    """The default verdict metric: FID on the judge's features over all classes."""
+    return name is not None and (name.statistic, name.features, name.detail) == ("fid", "judge", "")
+
+
+def _repeat(original: Experiment, repeat: Experiment) -> Repeat:
+    same = original.outs.get(CHECKPOINT) == repeat.outs.get(CHECKPOINT)
+    return Repeat(original.name, repeat.name, same)
+
+
+def _set_report(
+    name: str,
+    members: list[Experiment],
+    defaults: Mapping[str, Any],
+    metrics: Sequence[str],
+    outputs: Sequence[str],
+    noise: Mapping[str, Noise],
+) -> SetReport:
+    axes = varied_axes(members, defaults)
+    groups = group(members, axes)
+    lead = metrics[0]
+    with_interval = [
+        m for m in outputs if m != lead and any(interval(exp, m)[0] is not None for exp in members)
+    ]
+    interval_metrics = [lead, *with_interval]
+    point_metrics = [*interval_metrics, *(m for m in metrics if m not in interval_metrics)]
+    verdicts = {}
+    for metric in metrics:
+        comparisons = compare(groups, axes, metric, noise[metric])
+        if comparisons:
+            verdicts[metric] = [Verdict(c, _same_training_set(c)) for c in comparisons]
+    runs = [_run(exp, axes, lead, interval_metrics) for exp in members]
+    return SetReport(
+        name=name,
+        experiments=members,
+        axes=axes,
+        groups=groups,
+        fixed=fixed_settings(members, defaults),
+        baselines=sorted({exp.baseline for exp in members}),
+        interval_metrics=interval_metrics,
+        point_metrics=point_metrics,
+        points=[_point(g, point_metrics) for g in sorted(groups, key=lambda g: repr(g.setting))],
+        verdicts=verdicts,
+        runs=runs,
+        checks=sorted({check for run in runs for check in run.flagged}),
+    )
+
+
+def _point(g: Group, metrics: Sequence[str]) -> Point:
+    return Point(
+        setting=g.setting,
+        seeds=len(g.experiments),
+        means={m: g.mean(m) for m in metrics},
+        per_seed={m: [Estimate.of(exp, m) for exp in g.experiments] for m in metrics},
+    )
+
+
+def _same_training_set(c: Comparison) -> bool:
+    changed = {exp.outs.get(TRAINING_SET) for exp in c.changed.experiments}
+    reference = {exp.outs.get(TRAINING_SET) for exp in c.reference.experiments}
+    return None not in changed and changed <= reference
+
+
+def _run(exp: Experiment, axes: Sequence[Axis], lead: str, metrics: Sequence[str]) -> Run:
+    quality = exp.metrics.get(QUALITY, {})
+    return Run(
+        name=exp.name,
+        setting=tuple(axis.of(exp) for axis in axes),
+        seed=exp.params.get(REPLICATE),
+        kept_fraction=quality.get("kept_fraction"),
+        dropped_for_label_issue=exp.metric(LABELING, "dropped_for_label_issue"),
+        estimated_noise_rate=exp.metric(LABELING, "estimated_noise_rate"),
+        quality_precision=quality.get("precision"),
+        quality_recall=quality.get("recall"),
+        training_images=exp.metric(AUGMENT, "training_images"),
+        training_set=exp.outs.get(TRAINING_SET),
+        checkpoint=exp.outs.get(CHECKPOINT),
+        outputs={m: Estimate.of(exp, m) for m in metrics},
+        precision=_beside(exp, lead, "precision"),
+        recall=_beside(exp, lead, "recall"),
+        flagged={
+            key.removesuffix("_flagged"): value
+            for key, value in quality.items()
+            if key.endswith("_flagged")
+        },
+        label_issues=exp.metric(LABELING, "label_issues"),
+    )
+
+
+def _beside(exp: Experiment, metric: str, statistic: str) -> Any:
+    """`statistic` on the features and sample count of `metric`: the precision beside an FID."""
+    name = MetricName.parse(metric)
+    return exp.metric(EVALUATE, str(name.sibling(statistic))) if name else None
