@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from datamatters.quality.near_duplicates import near_duplicate_pairs
+from datamatters.quality.near_duplicates.hamming_search import near_duplicate_pairs
 
 
 def hashes_with_planted_copies(n: int, distance: int, rng: np.random.Generator) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.parallel import WORKERS_ENV, available_workers, map_chunks
-from datamatters.quality.near_duplicates import find_near_duplicates
+from datamatters.quality.near_duplicates.groups import find_near_duplicates
 
 
 def _total(chunk: list[int]) -> int:

@@ -26,7 +26,11 @@ from datamatters.quality.checks import (
     Undecodable,
 )
 from datamatters.quality.duplicates import ExactDuplicates, NearDuplicates, ReferenceLeak
-from datamatters.quality.near_duplicates import hamming_pairs, near_duplicate_pairs, popcount
+from datamatters.quality.near_duplicates.hamming_search import (
+    hamming_pairs,
+    near_duplicate_pairs,
+    popcount,
+)
 from datamatters.quality.outliers import Outliers
 from datamatters.stage import StageError
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from datamatters.data.contract import StageData
 from datamatters.quality.checks import Check, CheckResult, QualityContext, decodable
-from datamatters.quality.near_duplicates import find_near_duplicates, group_roots
+from datamatters.quality.near_duplicates.groups import find_near_duplicates, group_roots
 from datamatters.stage import StageError
 
 
