@@ -26,6 +26,7 @@ from datamatters.quality.checks import (
     Undecodable,
 )
 from datamatters.quality.duplicates import ExactDuplicates, NearDuplicates, ReferenceLeak
+from datamatters.quality.near_duplicates.groups import group_roots
 from datamatters.quality.near_duplicates.hamming_search import (
     hamming_pairs,
     near_duplicate_pairs,
@@ -433,3 +434,20 @@ def test_near_duplicate_pairs_takes_python_ints_and_returns_sorted_tuples():
     assert all(type(v) is int for pair in pairs for v in pair)
     assert near_duplicate_pairs(hashes[:1], 5) == []
     assert near_duplicate_pairs(hashes, 64) == list(itertools.combinations(range(5), 2))
+
+
+def test_group_roots_are_the_smallest_row_of_each_connected_group():
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, 300, size=(200, 2))
+    expected = np.arange(300)  # each row's smallest reachable row, by propagating minima
+    while True:
+        low = np.minimum(expected[pairs[:, 0]], expected[pairs[:, 1]])
+        spread = expected.copy()
+        np.minimum.at(spread, pairs[:, 0], low)
+        np.minimum.at(spread, pairs[:, 1], low)
+        if np.array_equal(spread, expected):
+            break
+        expected = spread
+    assert np.array_equal(group_roots(300, pairs), expected)
+    assert np.array_equal(group_roots(3, np.empty((0, 2), dtype=np.int64)), [0, 1, 2])
+    assert group_roots(0, np.empty((0, 2), dtype=np.int64)).shape == (0,)

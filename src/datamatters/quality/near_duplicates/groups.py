@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from datamatters.quality.features import luminance
 from datamatters.quality.near_duplicates.canonical_hash import canonical_hashes
@@ -51,19 +53,16 @@ def find_near_duplicates(
 
 
 def group_roots(n: int, pairs: np.ndarray) -> np.ndarray:
-    """Union-find over `pairs`: each row's group root, the smallest row index in its group."""
-    parent = np.arange(n)
+    """Each row's group root, the smallest row index in its group; groups are connected `pairs`.
 
-    def find(a: int) -> int:
-        root = a
-        while parent[root] != root:
-            root = parent[root]
-        while parent[a] != root:  # path compression
-            parent[a], a = root, parent[a]
-        return root
-
-    for i, j in pairs:
-        ri, rj = find(int(i)), find(int(j))
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    return np.array([find(a) for a in range(n)], dtype=np.int64)
+    The smallest index makes the kept row the first of its group in manifest order, whatever
+    order the pairs were found in.
+    """
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    edges = np.ones(len(pairs), dtype=np.int8)
+    graph = coo_matrix((edges, (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    _, smallest = np.unique(labels, return_index=True)  # first occurrence: the smallest row
+    return smallest[labels].astype(np.int64)
