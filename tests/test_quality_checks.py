@@ -9,12 +9,14 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
-from datamatters.quality.assess import assess
+from datamatters.errors import InputError
+from datamatters.quality.assess import assess, configured_check
 from datamatters.quality.checks import (
     Blur,
     Dark,
@@ -33,7 +35,6 @@ from datamatters.quality.near_duplicates.hamming_search import (
     popcount,
 )
 from datamatters.quality.outliers import Outliers
-from datamatters.stage import StageError
 
 PER_KIND = 4
 # which check must flag each corruption made below
@@ -267,13 +268,23 @@ def test_low_information_keeps_an_absolute_floor_for_blank_images(mnist):
     assert result.flagged.all() and result.metrics["blank"] == 50
 
 
-def test_bad_threshold_config_is_a_clear_error():
-    with pytest.raises(StageError, match=r"quality.checks.blur.threshold.mode='quantile'"):
-        Blur(threshold={"mode": "quantile", "z": 3})
-    with pytest.raises(StageError, match=r"quality.checks.dark.threshold.value=missing"):
-        Dark(threshold={"mode": "absolute"})
-    with pytest.raises(StageError, match=r"quality.checks.near_duplicates.hash='ahash'"):
-        NearDuplicates(hash="ahash")
+def configured(check: str, key: str, **settings) -> None:
+    """Builds `datamatters.quality.<check>` with `settings` as the params section `key` would."""
+    cfg = OmegaConf.create({"_target_": f"datamatters.quality.{check}", **settings})
+    configured_check(cfg, key)
+
+
+def test_bad_settings_are_errors_naming_the_params_key_that_set_them():
+    blur_mode = r"^params.yaml: quality\.checks\.blur\.threshold\.mode='quantile'\. Fix"
+    with pytest.raises(InputError, match=blur_mode):
+        configured("checks.Blur", "quality.checks.blur", threshold={"mode": "quantile", "z": 3})
+    dark_value = r"^params.yaml: reference\.quality\.checks\.dark\.threshold\.value=missing"
+    with pytest.raises(InputError, match=dark_value):
+        configured("checks.Dark", "reference.quality.checks.dark", threshold={"mode": "absolute"})
+    with pytest.raises(InputError, match=r"quality.checks.near_duplicates.hash='ahash'"):
+        configured("duplicates.NearDuplicates", "quality.checks.near_duplicates", hash="ahash")
+    with pytest.raises(InputError, match=r"^params.yaml: threshold.value=missing"):
+        Dark(threshold={"mode": "absolute"})  # built by hand: named within the check
 
 
 def test_assess_is_deterministic(corrupted):
@@ -344,13 +355,13 @@ def test_reference_leak_flags_train_copies_of_reference_images_only(mnist):
     assert result.metrics["exact"] == 1
     assert not result.flagged[n + len(originals) :].any()
     assert result.flagged[:n].mean() <= 0.005, "distinct digits are not leaks"
-    with pytest.raises(StageError, match="needs the reference split"):
+    with pytest.raises(InputError, match="needs the reference split"):
         ReferenceLeak().run(StageData(images, manifest), QualityContext())
 
 
 def test_reference_leak_settings_are_checked_under_their_own_key():
-    with pytest.raises(StageError, match=r"reference.leak.max_distance=40"):
-        ReferenceLeak(max_distance=40)
+    with pytest.raises(InputError, match=r"^params.yaml: reference\.leak\.max_distance=40"):
+        configured("duplicates.ReferenceLeak", "reference.leak", max_distance=40)
 
 
 def test_outliers_use_the_features_they_are_given(mnist):
@@ -359,7 +370,7 @@ def test_outliers_use_the_features_they_are_given(mnist):
     features[5] += 40.0
     result = Outliers().run(mnist, QualityContext(features=features))
     assert result.flagged[5] and result.flagged.sum() <= 0.005 * n
-    with pytest.raises(StageError, match="one feature row per manifest row"):
+    with pytest.raises(InputError, match="one feature row per manifest row"):
         Outliers().run(mnist, QualityContext(features=features[:10]))
     sampled = Outliers()
     sampled.max_reference = 300  # a large group is searched among a fixed sample of itself

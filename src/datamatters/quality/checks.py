@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from datamatters.data.contract import StageData
+from datamatters.errors import InputError
 from datamatters.quality import features as F
-from datamatters.quality.thresholds import Direction, Threshold, beyond
-from datamatters.stage import StageError
+from datamatters.quality.thresholds import Direction, Threshold, beyond, setting_error
 
 ACTIONS = ("drop", "flag")
 
@@ -51,18 +51,16 @@ class CheckResult:
 
 
 class Check:
-    """Base: subclasses implement `run`; `name` is the key under `quality.checks`."""
+    """Base: subclasses implement `run`.
 
-    name = "check"
+    A check has no name of its own: it is named by its key in the params section that configures
+    it (`assess.configured_checks`), as Datalab's issue managers are named by their registry key,
+    so the report's `<check>_...` entries and an error's params key are the ones the user wrote.
+    """
 
     def __init__(self, enabled: bool = True, action: str = "drop") -> None:
         if action not in ACTIONS:
-            raise StageError(
-                "quality",
-                "params.yaml",
-                f"quality.checks.{self.name}.action={action!r}",
-                f"use one of {', '.join(ACTIONS)}",
-            )
+            raise setting_error("action", repr(action), f"use one of {', '.join(ACTIONS)}")
         self.enabled, self.action = enabled, action
 
     def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
@@ -75,8 +73,6 @@ def decodable(manifest: pd.DataFrame) -> np.ndarray:
 
 class Undecodable(Check):
     """Files that ingest could not turn into pixels; their rows hold only the reason."""
-
-    name = "undecodable"
 
     def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
         return CheckResult(flagged=~decodable(data.manifest))
@@ -97,7 +93,7 @@ class ScoredCheck(Check):
 
     def __init__(self, enabled: bool = True, action: str = "drop", threshold: Any = None) -> None:
         super().__init__(enabled, action)
-        self.threshold = Threshold.parse(threshold, self.default_z, f"{self.name}.threshold")
+        self.threshold = Threshold.parse(threshold, self.default_z, "threshold")
 
     def measure(self, data: StageData, rows: np.ndarray, context: QualityContext) -> np.ndarray:
         """Scores of `rows` (indices of decodable rows), NaN where a score is undefined."""
@@ -127,7 +123,6 @@ class Blur(ScoredCheck):
     `low_information`'s), judged on a log scale; low is bad.
     """
 
-    name = "blur"
     direction = "low"
     transform = "log"
     min_scale = 0.05
@@ -144,7 +139,6 @@ class Noise(ScoredCheck):
     or scanned dataset is nearly noise-free, and a fraction of a grey level means nothing.
     """
 
-    name = "noise"
     direction = "high"
     transform = "log1p"
     min_scale = 0.25
@@ -163,7 +157,6 @@ class Dark(ScoredCheck):
     the typical level: a darkened image, not a faint or blurred stroke.
     """
 
-    name = "dark"
     direction = "low"
     transform = "log1p"
     min_scale = 0.15
@@ -180,7 +173,6 @@ class Light(ScoredCheck):
     on the log of the headroom left above it (255 − score), so near white small steps count.
     """
 
-    name = "light"
     direction = "high"
     transform = "headroom"
     min_scale = 0.1
@@ -199,7 +191,6 @@ class LowInformation(ScoredCheck):
     flagged: a blank frame stays blank on any dataset.
     """
 
-    name = "low_information"
     direction = "low"
     min_scale = 0.02
     default_z = 5.0
@@ -240,7 +231,6 @@ class OddSize(ScoredCheck):
     (`min_side`, relative on a log scale by default, or absolute in pixels).
     """
 
-    name = "odd_size"
     direction = "high"
     transform = "log"
     min_scale = 0.1
@@ -256,15 +246,14 @@ class OddSize(ScoredCheck):
         min_side: Any = None,
     ) -> None:
         super().__init__(enabled, action, threshold)
-        self.min_side = Threshold.parse(min_side, self.min_side_z, f"{self.name}.min_side")
+        self.min_side = Threshold.parse(min_side, self.min_side_z, "min_side")
 
     def _sides(self, manifest: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         missing = [c for c in ("width", "height") if c not in manifest]
         if missing:
-            raise StageError(
-                "quality",
+            raise InputError(
                 "manifest.parquet",
-                f"odd_size needs the original size but the manifest lacks {missing}",
+                f"judging original sizes needs them, but the manifest lacks {missing}",
                 "re-run `dvc repro ingest`, which records width and height",
             )
         sides = [

@@ -10,15 +10,14 @@ import numpy as np
 import pandas as pd
 
 from datamatters.data.contract import StageData
+from datamatters.errors import InputError
 from datamatters.quality.checks import Check, CheckResult, QualityContext, decodable
 from datamatters.quality.near_duplicates.groups import find_near_duplicates, group_roots
-from datamatters.stage import StageError
+from datamatters.quality.thresholds import setting_error
 
 
 class ExactDuplicates(Check):
     """Identical decoded pixels: every copy after the first (in manifest order) is flagged."""
-
-    name = "exact_duplicates"
 
     def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
         manifest = data.manifest
@@ -28,12 +27,7 @@ class ExactDuplicates(Check):
 
 
 class _HashSearch(Check):
-    """A check that looks for near-copies by perceptual hash, with its search settings checked.
-
-    `where` is the params key the settings come from, so an error names the line to fix.
-    """
-
-    where = "quality.checks.near_duplicates"
+    """A check that looks for near-copies by perceptual hash, with its search settings checked."""
 
     def __init__(
         self,
@@ -44,20 +38,16 @@ class _HashSearch(Check):
         hash: str = "phash",
     ) -> None:
         super().__init__(enabled, action)
-
-        def bad(key: str, value: object, fix: str) -> StageError:
-            return StageError("quality", "params.yaml", f"{self.where}.{key}={value!r}", fix)
-
         if not 0 <= int(max_distance) <= 32:
-            raise bad("max_distance", max_distance, "use 0-32 bits")
+            raise setting_error("max_distance", repr(max_distance), "use 0-32 bits")
         if min_similarity is not None and not -1 <= float(min_similarity) <= 1:
-            raise bad(
+            raise setting_error(
                 "min_similarity",
-                min_similarity,
+                repr(min_similarity),
                 "use a correlation in [-1, 1], or null to trust the hash alone",
             )
         if hash not in ("phash", "dhash"):
-            raise bad("hash", hash, "use phash or dhash")
+            raise setting_error("hash", repr(hash), "use phash or dhash")
         self.max_distance = int(max_distance)
         self.min_similarity = None if min_similarity is None else float(min_similarity)
         self.hash = hash
@@ -76,8 +66,6 @@ class NearDuplicates(_HashSearch):
     here. Columns: `near_duplicate_group` (-1 for none) and `near_duplicate_of` (the kept row's id).
     Score: the best registered similarity to any candidate (NaN when none was close enough).
     """
-
-    name = "near_duplicates"
 
     def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
         manifest = data.manifest
@@ -149,16 +137,12 @@ class ReferenceLeak(_HashSearch):
     similarity to any reference image (NaN when no reference image was a candidate).
     """
 
-    name = "reference_leak"
-    where = "reference.leak"
-
     def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
         reference = context.reference if context is not None else None
         if reference is None:
-            raise StageError(
-                "quality",
+            raise InputError(
                 "data/reference",
-                "the reference_leak check needs the reference split",
+                "finding copies of reference images needs the reference split",
                 "pass it as QualityContext(reference=...) (the quality stage reads data/reference)",
             )
         usable, ref_usable = decodable(data.manifest), np.flatnonzero(decodable(reference.manifest))
