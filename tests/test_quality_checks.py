@@ -16,9 +16,11 @@ from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.errors import InputError
+from datamatters.quality import features
 from datamatters.quality.assess import assess, configured_check
 from datamatters.quality.checks import (
     Blur,
+    CheckInputs,
     Dark,
     Light,
     LowInformation,
@@ -251,20 +253,22 @@ def test_flags_are_the_scores_past_the_reported_threshold(assessed):
 
 def test_relative_thresholds_follow_the_dataset_absolute_ones_do_not(mnist):
     dimmed = StageData((mnist.images * 0.5).astype(np.uint8), mnist.manifest)
-    relative = Dark().run(mnist), Dark().run(dimmed)
+    relative = Dark().run(CheckInputs(mnist)), Dark().run(CheckInputs(dimmed))
     assert relative[1].threshold == pytest.approx(relative[0].threshold / 2, rel=0.05)
     assert relative[1].flagged.sum() == relative[0].flagged.sum() == 0, "uniformly dim is normal"
-    absolute = Dark(threshold={"mode": "absolute", "value": 150}).run(dimmed)
+    absolute = Dark(threshold={"mode": "absolute", "value": 150}).run(CheckInputs(dimmed))
     assert absolute.threshold == 150 and absolute.flagged.all()
-    stricter = Blur(threshold={"mode": "relative", "z": 1.0}).run(mnist)
-    assert stricter.threshold > Blur().run(mnist).threshold and stricter.flagged.sum() > 0
+    stricter = Blur(threshold={"mode": "relative", "z": 1.0}).run(CheckInputs(mnist))
+    assert (
+        stricter.threshold > Blur().run(CheckInputs(mnist)).threshold and stricter.flagged.sum() > 0
+    )
 
 
 def test_low_information_keeps_an_absolute_floor_for_blank_images(mnist):
     images = np.array(mnist.images[:50], copy=True)
     images[:] = 128  # a whole dataset of blanks: relative to itself, nothing is unusual
     images[:, 0, 0] = 129
-    result = LowInformation().run(StageData(images, mnist.manifest.iloc[:50]))
+    result = LowInformation().run(CheckInputs(StageData(images, mnist.manifest.iloc[:50])))
     assert result.flagged.all() and result.metrics["blank"] == 50
 
 
@@ -285,6 +289,17 @@ def test_bad_settings_are_errors_naming_the_params_key_that_set_them():
         configured("duplicates.NearDuplicates", "quality.checks.near_duplicates", hash="ahash")
     with pytest.raises(InputError, match=r"^params.yaml: threshold.value=missing"):
         Dark(threshold={"mode": "absolute"})  # built by hand: named within the check
+
+
+def test_the_luminance_is_computed_once_per_run_and_shared(corrupted, monkeypatch):
+    data, _ = corrupted
+    computed = []
+    whole = features.luminance_rows
+    monkeypatch.setattr(
+        features, "luminance_rows", lambda *args: computed.append(args) or whole(*args)
+    )
+    assess(data, default_checks())
+    assert len(computed) == 1, "every brightness check and the near-duplicate search share it"
 
 
 def test_assess_is_deterministic(corrupted):
@@ -317,7 +332,9 @@ def test_near_duplicates_find_moved_turned_reencoded_copies_not_other_digits(mni
         ignore_index=True,
     )
     manifest["sha256"] = [f"{k}" for k in range(len(manifest))]
-    result = NearDuplicates().run(StageData(np.concatenate([mnist.images, copies]), manifest))
+    result = NearDuplicates().run(
+        CheckInputs(StageData(np.concatenate([mnist.images, copies]), manifest))
+    )
     of = pd.Series(result.columns["near_duplicate_of"]).fillna("")
     found = sum(of[n + k] == mnist.manifest["id"].iloc[row] for k, row in enumerate(sources))
     assert found >= 0.85 * len(sources)
@@ -347,7 +364,9 @@ def test_reference_leak_flags_train_copies_of_reference_images_only(mnist):
         ignore_index=True,
     ).assign(id=lambda m: [f"t{k}" for k in range(len(m))])
     manifest["sha256"] = [pixel_sha256(image) for image in images]
-    result = ReferenceLeak().run(StageData(images, manifest), QualityContext(reference=reference))
+    result = ReferenceLeak().run(
+        CheckInputs(StageData(images, manifest), QualityContext(reference=reference))
+    )
     n = len(pool.images)
     of = pd.Series(result.columns["reference_leak_of"]).fillna("")
     named = [of[n + k] == reference.manifest["id"].iloc[r] for k, r in enumerate(originals)]
@@ -356,7 +375,7 @@ def test_reference_leak_flags_train_copies_of_reference_images_only(mnist):
     assert not result.flagged[n + len(originals) :].any()
     assert result.flagged[:n].mean() <= 0.005, "distinct digits are not leaks"
     with pytest.raises(InputError, match="needs the reference split"):
-        ReferenceLeak().run(StageData(images, manifest), QualityContext())
+        ReferenceLeak().run(CheckInputs(StageData(images, manifest)))
 
 
 def test_reference_leak_settings_are_checked_under_their_own_key():
@@ -368,13 +387,13 @@ def test_outliers_use_the_features_they_are_given(mnist):
     n = len(mnist.images)
     features = np.random.default_rng(0).normal(size=(n, 8))
     features[5] += 40.0
-    result = Outliers().run(mnist, QualityContext(features=features))
+    result = Outliers().run(CheckInputs(mnist, QualityContext(features=features)))
     assert result.flagged[5] and result.flagged.sum() <= 0.005 * n
     with pytest.raises(InputError, match="one feature row per manifest row"):
-        Outliers().run(mnist, QualityContext(features=features[:10]))
+        Outliers().run(CheckInputs(mnist, QualityContext(features=features[:10])))
     sampled = Outliers()
     sampled.max_reference = 300  # a large group is searched among a fixed sample of itself
-    again = sampled.run(mnist, QualityContext(features=features))
+    again = sampled.run(CheckInputs(mnist, QualityContext(features=features)))
     assert again.flagged[5] and np.corrcoef(again.scores, result.scores)[0, 1] > 0.8
 
 

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from datamatters.data.contract import StageData
 from datamatters.errors import InputError
-from datamatters.quality.checks import Check, QualityContext, decodable
+from datamatters.quality.checks import Check, CheckInputs, QualityContext
 
 
 def configured_checks(section: DictConfig, key: str) -> dict[str, Check]:
@@ -46,16 +46,18 @@ def assess(
     `<check>_threshold` where it has one, and what else the check reports (`<check>_<key>`).
     Undecodable rows are never kept whatever the configuration: they have no pixels to train on.
     `context` carries what the checks may use besides pixels (features for the density checks).
+    The intermediates several checks need (the decodable rows, their luminance) are computed once
+    for the run and shared (`CheckInputs`).
     """
-    context = context if context is not None else QualityContext()
+    inputs = CheckInputs(data, context if context is not None else QualityContext())
     manifest = data.manifest.copy()
     issues: list[list[str]] = [[] for _ in range(len(manifest))]
-    dropped = ~decodable(manifest)
+    dropped = ~inputs.usable
     report: dict[str, float | int | str] = {"images": len(manifest)}
     for name, check in checks.items():
         if not check.enabled:
             continue
-        result = check.run(data, context)
+        result = check.run(inputs)
         flagged = np.asarray(result.flagged, dtype=bool)
         for row in np.flatnonzero(flagged):
             issues[row].append(name)

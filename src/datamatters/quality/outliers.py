@@ -67,8 +67,9 @@ class Outliers(ScoredCheck):
             )
         return np.hstack([appearance, _typical_unit(features[rows].astype(np.float32))])
 
-    def measure(self, data, rows, context):
-        features = self._features(data, rows, context)
+    def measure(self, inputs):
+        data, rows = inputs.data, inputs.rows
+        features = self._features(data, rows, inputs.context)
         labels = data.manifest["label"].astype("string").iloc[rows].reset_index(drop=True)
         sizes = labels.value_counts()
         classes = sizes[sizes >= self.min_class_size].index
