@@ -3,6 +3,14 @@
 A cheap blurred correlation first discards the clearly different; the rest are registered (rigid
 Lucas-Kanade, batched) and the correlation of the two images' gradients decides. A copy aligns to
 ~1; a different digit keeps different stroke edges.
+
+Hand-written because no library registers a batch: OpenCV's `findTransformECC` (rigid) does the
+job one pair at a time, as accurately but no faster, and would move every similarity score;
+scikit-image's `phase_cross_correlation` finds shifts, not turns. Measured with `python
+benchmarks/near_duplicate_registration.py` (14,214 prefiltered candidate pairs among MNIST-5k's
+train pool and 400 moved, turned, re-encoded copies; 2 shared cores, two runs): this batched
+Lucas-Kanade 2.1-4.5 s, 380 of 400 copies confirmed and 6 other pairs; ECC 4.8-5.8 s, 379 and 6;
+phase correlation 6.6-7.7 s, 236 and 2.
 """
 
 from __future__ import annotations
@@ -41,10 +49,19 @@ def pair_similarity(canonical: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         a, b = first[close], second[close]
         motion = _register(blurred[a], blurred[b])
         aligned = _Warper(raw[b])(motion)
-        out[s + close] = np.einsum(
-            "ij,ij->i", _standardised(_gradients(raw[a])), _standardised(_gradients(aligned))
-        )
+        out[s + close] = gradient_correlation(raw[a], aligned)
     return out
+
+
+def gradient_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Per pair of aligned N×H×W images, the correlation of their gradients inside the margin.
+
+    Gradients, not brightness: two samples of one class share their mass but not their stroke
+    edges, which a copy keeps.
+    """
+    return np.einsum(
+        "ij,ij->i", _standardised(_gradients(first)), _standardised(_gradients(second))
+    )
 
 
 def _inner(images: np.ndarray) -> np.ndarray:
