@@ -17,7 +17,6 @@ import logging
 import time
 
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from datamatters.config import CONFIG_DIR
@@ -29,7 +28,7 @@ from datamatters.features.judge import judge_features
 from datamatters.labeling.labels import audit_labels, carry_labels
 from datamatters.labeling.report import label_report
 from datamatters.models.checkpoint import load_checkpoint
-from datamatters.quality.assess import assess, configured_checks
+from datamatters.quality.assess import assess, configured_check, configured_checks
 from datamatters.quality.checks import QualityContext
 from datamatters.quality.report import NOT_QUALITY_KINDS, ground_truth_scores
 
@@ -50,13 +49,15 @@ def config():
 def quality(split: IngestResult, judge) -> None:
     """The quality stage's checks as `dvc repro` runs them, the reference leak check included."""
     cfg = config()
-    reference, _ = assess(split.reference, configured_checks(cfg.reference.quality))
+    reference, _ = assess(
+        split.reference, configured_checks(cfg.reference.quality, "reference.quality")
+    )
     cases = {kind: {kind: 0.01} for kind in IMAGE_KINDS}
     cases["all kinds, 10% in total"] = {kind: 0.1 / len(IMAGE_KINDS) for kind in IMAGE_KINDS}
     for name, fractions in cases.items():
         corrupted, _ = inject(split.train, fractions, seed=0)
-        checks = configured_checks(cfg.quality) | {
-            "reference_leak": instantiate(cfg.reference.leak)
+        checks = configured_checks(cfg.quality, "quality") | {
+            "reference_leak": configured_check(cfg.reference.leak, "reference.leak")
         }
         context = QualityContext(
             features=judge_features(judge, corrupted.images), reference=reference

@@ -6,12 +6,11 @@ for one more check, `reference_leak`, configured apart from the filters under st
 """
 
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
-from hydra.utils import instantiate
 
 from datamatters.data.contract import read_stage_data
 from datamatters.features.judge import judge_features
 from datamatters.models.checkpoint import load_stage_input
-from datamatters.quality.assess import assess, configured_checks
+from datamatters.quality.assess import assess, configured_check, configured_checks
 from datamatters.quality.checks import QualityContext
 from datamatters.quality.report import ground_truth_scores, write_checked
 from datamatters.stage import load_params, parse_paths, run_stage
@@ -23,8 +22,8 @@ def main() -> None:
     params = load_params("quality", "reference.leak")
     data = read_stage_data(args.input)
     reference = read_stage_data(args.reference)
-    checks = configured_checks(params["quality"]) | {
-        "reference_leak": instantiate(params["reference.leak"])
+    checks = configured_checks(params["quality"], "quality") | {
+        "reference_leak": configured_check(params["reference.leak"], "reference.leak")
     }
     judge = load_stage_input(args.judge)
     context = QualityContext(features=judge_features(judge, data.images), reference=reference)

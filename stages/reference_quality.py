@@ -19,7 +19,7 @@ def main() -> None:
 
     section = load_params("reference.quality")["reference.quality"]
     data = read_stage_data(args.input)
-    checks = configured_checks(section)
+    checks = configured_checks(section, "reference.quality")
     assessed, report = assess(data, checks)
     write_checked(assessed, report, checks, vars(args))
 

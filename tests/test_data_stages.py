@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import albumentations as A
 import numpy as np
 import pandas as pd
 import pytest
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from conftest import compose_config
 from datamatters.augment.materialise import materialise
@@ -14,7 +17,7 @@ from datamatters.data.contract import StageData, kept_rows, read_stage_data, wri
 from datamatters.errors import InputError
 from datamatters.labeling.labels import AuditSummary, carry_labels
 from datamatters.labeling.report import label_report
-from datamatters.quality.assess import assess
+from datamatters.quality.assess import assess, configured_checks
 from datamatters.quality.checks import LowInformation, Undecodable
 from datamatters.quality.duplicates import ExactDuplicates
 
@@ -70,9 +73,13 @@ def test_undecodable_rows_are_never_kept_even_with_the_check_off():
     assert not assessed.manifest["keep"].iloc[7]
 
 
-def test_unknown_action_is_a_clear_error():
-    with pytest.raises(InputError, match="quality.checks.low_information.action='delete'"):
-        LowInformation(action="delete")
+@pytest.mark.parametrize("key", ["quality", "reference.quality"])
+def test_unknown_action_is_an_error_naming_the_section_that_set_it(key):
+    section = OmegaConf.select(compose_config(), key)
+    section.checks.low_information.action = "delete"
+    named = rf"^params.yaml: {re.escape(key)}\.checks\.low_information\.action='delete'\. Fix"
+    with pytest.raises(InputError, match=named):
+        configured_checks(section, key)
 
 
 def test_labels_are_carried_with_provenance_and_checked():

@@ -281,7 +281,9 @@ def test_bad_files_get_rows_on_both_sides_and_the_reference_checks_drop_them(tmp
     for side, rows in sides.items():
         assert rows["decode_error"].notna().any(), f"no bad file landed in {side}"
     reference = result.reference
-    checked, _ = assess(reference, configured_checks(compose_config().reference.quality))
+    checked, _ = assess(
+        reference, configured_checks(compose_config().reference.quality, "reference.quality")
+    )
     bad = reference.manifest["decode_error"].notna().to_numpy()
     assert not checked.manifest["keep"][bad].any()
     assert all("undecodable" in issues for issues in checked.manifest["issues"][bad])

@@ -35,7 +35,8 @@ from datamatters.quality.assess import assess, configured_checks
 def reference():
     """A reference split as the judge and the feature cache receive it: checked by its stage."""
     raw = ingest(list(Mnist5kSource().items()), 32, 1, 0.5, 0, limit=200).reference
-    return assess(raw, configured_checks(compose_config().reference.quality))[0]
+    checks = configured_checks(compose_config().reference.quality, "reference.quality")
+    return assess(raw, checks)[0]
 
 
 def tiny_judge_config():

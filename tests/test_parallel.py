@@ -8,7 +8,8 @@ import pytest
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.parallel import WORKERS_ENV, available_workers, map_chunks
-from datamatters.quality.near_duplicates import find_near_duplicates
+from datamatters.quality.features import luminance
+from datamatters.quality.near_duplicates.groups import find_near_duplicates
 
 
 def _total(chunk: list[int]) -> int:
@@ -36,7 +37,7 @@ def mnist_items():
 
 def _ingest_and_match(items):
     pool = ingest(items, 32, 1, 0.2, 0).train
-    matches = find_near_duplicates(pool.images, max_distance=10, min_similarity=0.975)
+    matches = find_near_duplicates(luminance(pool.images), max_distance=10, min_similarity=0.975)
     return pool, matches
 
 

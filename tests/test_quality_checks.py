@@ -9,14 +9,18 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
-from datamatters.quality.assess import assess
+from datamatters.errors import InputError
+from datamatters.quality import features
+from datamatters.quality.assess import assess, configured_check
 from datamatters.quality.checks import (
     Blur,
+    CheckInputs,
     Dark,
     Light,
     LowInformation,
@@ -26,9 +30,13 @@ from datamatters.quality.checks import (
     Undecodable,
 )
 from datamatters.quality.duplicates import ExactDuplicates, NearDuplicates, ReferenceLeak
-from datamatters.quality.near_duplicates import hamming_pairs, near_duplicate_pairs, popcount
+from datamatters.quality.near_duplicates.groups import group_roots
+from datamatters.quality.near_duplicates.hamming_search import (
+    hamming_pairs,
+    near_duplicate_pairs,
+    popcount,
+)
 from datamatters.quality.outliers import Outliers
-from datamatters.stage import StageError
 
 PER_KIND = 4
 # which check must flag each corruption made below
@@ -245,30 +253,53 @@ def test_flags_are_the_scores_past_the_reported_threshold(assessed):
 
 def test_relative_thresholds_follow_the_dataset_absolute_ones_do_not(mnist):
     dimmed = StageData((mnist.images * 0.5).astype(np.uint8), mnist.manifest)
-    relative = Dark().run(mnist), Dark().run(dimmed)
+    relative = Dark().run(CheckInputs(mnist)), Dark().run(CheckInputs(dimmed))
     assert relative[1].threshold == pytest.approx(relative[0].threshold / 2, rel=0.05)
     assert relative[1].flagged.sum() == relative[0].flagged.sum() == 0, "uniformly dim is normal"
-    absolute = Dark(threshold={"mode": "absolute", "value": 150}).run(dimmed)
+    absolute = Dark(threshold={"mode": "absolute", "value": 150}).run(CheckInputs(dimmed))
     assert absolute.threshold == 150 and absolute.flagged.all()
-    stricter = Blur(threshold={"mode": "relative", "z": 1.0}).run(mnist)
-    assert stricter.threshold > Blur().run(mnist).threshold and stricter.flagged.sum() > 0
+    stricter = Blur(threshold={"mode": "relative", "z": 1.0}).run(CheckInputs(mnist))
+    assert (
+        stricter.threshold > Blur().run(CheckInputs(mnist)).threshold and stricter.flagged.sum() > 0
+    )
 
 
 def test_low_information_keeps_an_absolute_floor_for_blank_images(mnist):
     images = np.array(mnist.images[:50], copy=True)
     images[:] = 128  # a whole dataset of blanks: relative to itself, nothing is unusual
     images[:, 0, 0] = 129
-    result = LowInformation().run(StageData(images, mnist.manifest.iloc[:50]))
+    result = LowInformation().run(CheckInputs(StageData(images, mnist.manifest.iloc[:50])))
     assert result.flagged.all() and result.metrics["blank"] == 50
 
 
-def test_bad_threshold_config_is_a_clear_error():
-    with pytest.raises(StageError, match=r"quality.checks.blur.threshold.mode='quantile'"):
-        Blur(threshold={"mode": "quantile", "z": 3})
-    with pytest.raises(StageError, match=r"quality.checks.dark.threshold.value=missing"):
-        Dark(threshold={"mode": "absolute"})
-    with pytest.raises(StageError, match=r"quality.checks.near_duplicates.hash='ahash'"):
-        NearDuplicates(hash="ahash")
+def configured(check: str, key: str, **settings) -> None:
+    """Builds `datamatters.quality.<check>` with `settings` as the params section `key` would."""
+    cfg = OmegaConf.create({"_target_": f"datamatters.quality.{check}", **settings})
+    configured_check(cfg, key)
+
+
+def test_bad_settings_are_errors_naming_the_params_key_that_set_them():
+    blur_mode = r"^params.yaml: quality\.checks\.blur\.threshold\.mode='quantile'\. Fix"
+    with pytest.raises(InputError, match=blur_mode):
+        configured("checks.Blur", "quality.checks.blur", threshold={"mode": "quantile", "z": 3})
+    dark_value = r"^params.yaml: reference\.quality\.checks\.dark\.threshold\.value=missing"
+    with pytest.raises(InputError, match=dark_value):
+        configured("checks.Dark", "reference.quality.checks.dark", threshold={"mode": "absolute"})
+    with pytest.raises(InputError, match=r"quality.checks.near_duplicates.hash='ahash'"):
+        configured("duplicates.NearDuplicates", "quality.checks.near_duplicates", hash="ahash")
+    with pytest.raises(InputError, match=r"^params.yaml: threshold.value=missing"):
+        Dark(threshold={"mode": "absolute"})  # built by hand: named within the check
+
+
+def test_the_luminance_is_computed_once_per_run_and_shared(corrupted, monkeypatch):
+    data, _ = corrupted
+    computed = []
+    whole = features.luminance_rows
+    monkeypatch.setattr(
+        features, "luminance_rows", lambda *args: computed.append(args) or whole(*args)
+    )
+    assess(data, default_checks())
+    assert len(computed) == 1, "every brightness check and the near-duplicate search share it"
 
 
 def test_assess_is_deterministic(corrupted):
@@ -301,7 +332,9 @@ def test_near_duplicates_find_moved_turned_reencoded_copies_not_other_digits(mni
         ignore_index=True,
     )
     manifest["sha256"] = [f"{k}" for k in range(len(manifest))]
-    result = NearDuplicates().run(StageData(np.concatenate([mnist.images, copies]), manifest))
+    result = NearDuplicates().run(
+        CheckInputs(StageData(np.concatenate([mnist.images, copies]), manifest))
+    )
     of = pd.Series(result.columns["near_duplicate_of"]).fillna("")
     found = sum(of[n + k] == mnist.manifest["id"].iloc[row] for k, row in enumerate(sources))
     assert found >= 0.85 * len(sources)
@@ -331,7 +364,9 @@ def test_reference_leak_flags_train_copies_of_reference_images_only(mnist):
         ignore_index=True,
     ).assign(id=lambda m: [f"t{k}" for k in range(len(m))])
     manifest["sha256"] = [pixel_sha256(image) for image in images]
-    result = ReferenceLeak().run(StageData(images, manifest), QualityContext(reference=reference))
+    result = ReferenceLeak().run(
+        CheckInputs(StageData(images, manifest), QualityContext(reference=reference))
+    )
     n = len(pool.images)
     of = pd.Series(result.columns["reference_leak_of"]).fillna("")
     named = [of[n + k] == reference.manifest["id"].iloc[r] for k, r in enumerate(originals)]
@@ -339,26 +374,26 @@ def test_reference_leak_flags_train_copies_of_reference_images_only(mnist):
     assert result.metrics["exact"] == 1
     assert not result.flagged[n + len(originals) :].any()
     assert result.flagged[:n].mean() <= 0.005, "distinct digits are not leaks"
-    with pytest.raises(StageError, match="needs the reference split"):
-        ReferenceLeak().run(StageData(images, manifest), QualityContext())
+    with pytest.raises(InputError, match="needs the reference split"):
+        ReferenceLeak().run(CheckInputs(StageData(images, manifest)))
 
 
 def test_reference_leak_settings_are_checked_under_their_own_key():
-    with pytest.raises(StageError, match=r"reference.leak.max_distance=40"):
-        ReferenceLeak(max_distance=40)
+    with pytest.raises(InputError, match=r"^params.yaml: reference\.leak\.max_distance=40"):
+        configured("duplicates.ReferenceLeak", "reference.leak", max_distance=40)
 
 
 def test_outliers_use_the_features_they_are_given(mnist):
     n = len(mnist.images)
     features = np.random.default_rng(0).normal(size=(n, 8))
     features[5] += 40.0
-    result = Outliers().run(mnist, QualityContext(features=features))
+    result = Outliers().run(CheckInputs(mnist, QualityContext(features=features)))
     assert result.flagged[5] and result.flagged.sum() <= 0.005 * n
-    with pytest.raises(StageError, match="one feature row per manifest row"):
-        Outliers().run(mnist, QualityContext(features=features[:10]))
+    with pytest.raises(InputError, match="one feature row per manifest row"):
+        Outliers().run(CheckInputs(mnist, QualityContext(features=features[:10])))
     sampled = Outliers()
     sampled.max_reference = 300  # a large group is searched among a fixed sample of itself
-    again = sampled.run(mnist, QualityContext(features=features))
+    again = sampled.run(CheckInputs(mnist, QualityContext(features=features)))
     assert again.flagged[5] and np.corrcoef(again.scores, result.scores)[0, 1] > 0.8
 
 
@@ -429,3 +464,20 @@ def test_near_duplicate_pairs_takes_python_ints_and_returns_sorted_tuples():
     assert all(type(v) is int for pair in pairs for v in pair)
     assert near_duplicate_pairs(hashes[:1], 5) == []
     assert near_duplicate_pairs(hashes, 64) == list(itertools.combinations(range(5), 2))
+
+
+def test_group_roots_are_the_smallest_row_of_each_connected_group():
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, 300, size=(200, 2))
+    expected = np.arange(300)  # each row's smallest reachable row, by propagating minima
+    while True:
+        low = np.minimum(expected[pairs[:, 0]], expected[pairs[:, 1]])
+        spread = expected.copy()
+        np.minimum.at(spread, pairs[:, 0], low)
+        np.minimum.at(spread, pairs[:, 1], low)
+        if np.array_equal(spread, expected):
+            break
+        expected = spread
+    assert np.array_equal(group_roots(300, pairs), expected)
+    assert np.array_equal(group_roots(3, np.empty((0, 2), dtype=np.int64)), [0, 1, 2])
+    assert group_roots(0, np.empty((0, 2), dtype=np.int64)).shape == (0,)

@@ -25,13 +25,6 @@ log = logging.getLogger("datamatters")
 PARAMS_FILE = Path("params.yaml")
 
 
-class StageError(InputError):
-    """Transitional: an `InputError` that still names its stage; `run_stage` names it instead."""
-
-    def __init__(self, stage: str, path: str | Path, problem: str, fix: str) -> None:
-        super().__init__(path, problem, fix)
-
-
 def parse_paths(description: str, *names: str) -> argparse.Namespace:
     """Paths arrive as required flags from dvc.yaml's `cmd`, the one place they are written."""
     parser = argparse.ArgumentParser(description=description)

@@ -9,14 +9,31 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from datamatters.data.contract import StageData
-from datamatters.quality.checks import Check, QualityContext, decodable
+from datamatters.errors import InputError
+from datamatters.quality.checks import Check, CheckInputs, QualityContext
 
 
-def configured_checks(section: DictConfig) -> dict[str, Check]:
-    """The checks a quality params section configures; none when its `enabled` is false."""
+def configured_checks(section: DictConfig, key: str) -> dict[str, Check]:
+    """The checks the quality params section at `key` configures, by name; none when its
+    `enabled` is false.
+
+    A check's name is its key under `<key>.checks`: the registry is the config section itself, so
+    the same classes serve `quality` and `reference.quality` under the names the user wrote.
+    """
     if not section.enabled:
         return {}
-    return {name: instantiate(cfg) for name, cfg in section.checks.items()}
+    return {
+        name: configured_check(cfg, f"{key}.checks.{name}") for name, cfg in section.checks.items()
+    }
+
+
+def configured_check(cfg: DictConfig, key: str) -> Check:
+    """The check configured at params key `key`; an error in its settings names that key."""
+    build = instantiate(cfg, _partial_=True)
+    try:
+        return build()
+    except InputError as error:
+        raise InputError(error.path, f"{key}.{error.problem}", error.fix) from None
 
 
 def assess(
@@ -29,16 +46,18 @@ def assess(
     `<check>_threshold` where it has one, and what else the check reports (`<check>_<key>`).
     Undecodable rows are never kept whatever the configuration: they have no pixels to train on.
     `context` carries what the checks may use besides pixels (features for the density checks).
+    The intermediates several checks need (the decodable rows, their luminance) are computed once
+    for the run and shared (`CheckInputs`).
     """
-    context = context if context is not None else QualityContext()
+    inputs = CheckInputs(data, context if context is not None else QualityContext())
     manifest = data.manifest.copy()
     issues: list[list[str]] = [[] for _ in range(len(manifest))]
-    dropped = ~decodable(manifest)
+    dropped = ~inputs.usable
     report: dict[str, float | int | str] = {"images": len(manifest)}
     for name, check in checks.items():
         if not check.enabled:
             continue
-        result = check.run(data, context)
+        result = check.run(inputs)
         flagged = np.asarray(result.flagged, dtype=bool)
         for row in np.flatnonzero(flagged):
             issues[row].append(name)

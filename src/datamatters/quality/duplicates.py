@@ -9,31 +9,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from datamatters.data.contract import StageData
-from datamatters.quality.checks import Check, CheckResult, QualityContext, decodable
-from datamatters.quality.near_duplicates import find_near_duplicates, group_roots
-from datamatters.stage import StageError
+from datamatters.errors import InputError
+from datamatters.quality.checks import Check, CheckInputs, CheckResult, decodable
+from datamatters.quality.features import luminance_rows
+from datamatters.quality.near_duplicates.groups import find_near_duplicates, group_roots
+from datamatters.quality.thresholds import setting_error
 
 
 class ExactDuplicates(Check):
     """Identical decoded pixels: every copy after the first (in manifest order) is flagged."""
 
-    name = "exact_duplicates"
-
-    def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
-        manifest = data.manifest
-        usable = decodable(manifest)
-        repeats = manifest["sha256"].duplicated(keep="first").to_numpy()
-        return CheckResult(flagged=usable & repeats)
+    def run(self, inputs: CheckInputs) -> CheckResult:
+        repeats = inputs.data.manifest["sha256"].duplicated(keep="first").to_numpy()
+        return CheckResult(flagged=inputs.usable & repeats)
 
 
 class _HashSearch(Check):
-    """A check that looks for near-copies by perceptual hash, with its search settings checked.
-
-    `where` is the params key the settings come from, so an error names the line to fix.
-    """
-
-    where = "quality.checks.near_duplicates"
+    """A check that looks for near-copies by perceptual hash, with its search settings checked."""
 
     def __init__(
         self,
@@ -44,20 +36,16 @@ class _HashSearch(Check):
         hash: str = "phash",
     ) -> None:
         super().__init__(enabled, action)
-
-        def bad(key: str, value: object, fix: str) -> StageError:
-            return StageError("quality", "params.yaml", f"{self.where}.{key}={value!r}", fix)
-
         if not 0 <= int(max_distance) <= 32:
-            raise bad("max_distance", max_distance, "use 0-32 bits")
+            raise setting_error("max_distance", repr(max_distance), "use 0-32 bits")
         if min_similarity is not None and not -1 <= float(min_similarity) <= 1:
-            raise bad(
+            raise setting_error(
                 "min_similarity",
-                min_similarity,
+                repr(min_similarity),
                 "use a correlation in [-1, 1], or null to trust the hash alone",
             )
         if hash not in ("phash", "dhash"):
-            raise bad("hash", hash, "use phash or dhash")
+            raise setting_error("hash", repr(hash), "use phash or dhash")
         self.max_distance = int(max_distance)
         self.min_similarity = None if min_similarity is None else float(min_similarity)
         self.hash = hash
@@ -77,20 +65,15 @@ class NearDuplicates(_HashSearch):
     Score: the best registered similarity to any candidate (NaN when none was close enough).
     """
 
-    name = "near_duplicates"
-
-    def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
-        manifest = data.manifest
+    def run(self, inputs: CheckInputs) -> CheckResult:
+        manifest = inputs.data.manifest
         n = len(manifest)
-        usable = decodable(manifest)
+        usable = inputs.usable
         sha = manifest["sha256"].astype("string")
         repeat = sha.duplicated(keep="first").to_numpy() & sha.notna().to_numpy()
         searched = np.flatnonzero(usable & ~repeat)
         matches = find_near_duplicates(
-            np.asarray(data.images[searched]) if len(searched) else data.images[:0],
-            self.max_distance,
-            self.min_similarity,
-            self.hash,
+            inputs.luminance_of(searched), self.max_distance, self.min_similarity, self.hash
         )
         roots = searched[group_roots(len(searched), matches.pairs)]
         root_of = np.full(n, -1, dtype=np.int64)
@@ -149,28 +132,24 @@ class ReferenceLeak(_HashSearch):
     similarity to any reference image (NaN when no reference image was a candidate).
     """
 
-    name = "reference_leak"
-    where = "reference.leak"
-
-    def run(self, data: StageData, context: QualityContext | None = None) -> CheckResult:
-        reference = context.reference if context is not None else None
+    def run(self, inputs: CheckInputs) -> CheckResult:
+        data, reference = inputs.data, inputs.context.reference
         if reference is None:
-            raise StageError(
-                "quality",
+            raise InputError(
                 "data/reference",
-                "the reference_leak check needs the reference split",
+                "finding copies of reference images needs the reference split",
                 "pass it as QualityContext(reference=...) (the quality stage reads data/reference)",
             )
-        usable, ref_usable = decodable(data.manifest), np.flatnonzero(decodable(reference.manifest))
+        usable, ref_usable = inputs.usable, np.flatnonzero(decodable(reference.manifest))
         ref_ids = reference.manifest["id"].astype("string").to_numpy(dtype=object)
         of = _same_pixels(data.manifest, reference.manifest.iloc[ref_usable])
         of[~usable] = pd.NA
         copies = int(pd.notna(of).sum())
 
-        searched = np.flatnonzero(usable)
-        images = np.concatenate([reference.images[ref_usable], data.images[searched]])
+        searched = inputs.rows
+        grey = np.concatenate([luminance_rows(reference.images, ref_usable), inputs.luminance])
         matches = find_near_duplicates(
-            images, self.max_distance, self.min_similarity, self.hash, across=len(ref_usable)
+            grey, self.max_distance, self.min_similarity, self.hash, across=len(ref_usable)
         )
         leaked = searched[matches.pairs[:, 1] - len(ref_usable)]
         copied = pd.Series(ref_ids[ref_usable[matches.pairs[:, 0]]]).groupby(leaked).first()

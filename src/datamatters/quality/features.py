@@ -38,6 +38,15 @@ def luminance(images: np.ndarray) -> np.ndarray:
     return images[..., :3].astype(np.float32) @ LUMA
 
 
+def luminance_rows(images: np.ndarray, rows: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    """`luminance` of `images[rows]` as one float32 R×H×W array, read a chunk at a time, so a
+    memory-mapped dataset is never held whole as uint8 besides."""
+    out = np.empty((len(rows), *images.shape[1:3]), dtype=np.float32)
+    for s in range(0, len(rows), chunk):
+        out[s : s + chunk] = luminance(images[rows[s : s + chunk]])
+    return out
+
+
 def sharpness(grey: np.ndarray) -> np.ndarray:
     """Variance of the Laplacian divided by the image's own variance; NaN for a flat image.
 

@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from datamatters.data.contract import StageData
+from datamatters.errors import InputError
 from datamatters.quality import features as F
 from datamatters.quality.checks import QualityContext, ScoredCheck
-from datamatters.stage import StageError
+from datamatters.quality.thresholds import setting_error
 
 
 def _typical_unit(features: np.ndarray) -> np.ndarray:
@@ -33,7 +34,6 @@ class Outliers(ScoredCheck):
     class that is naturally spread out is not all outliers. Judged on a log scale; high is bad.
     """
 
-    name = "outliers"
     direction = "high"
     transform = "log1p"
     min_scale = 0.05
@@ -50,9 +50,7 @@ class Outliers(ScoredCheck):
     ) -> None:
         super().__init__(enabled, action, threshold)
         if int(k) < 1:
-            raise StageError(
-                "quality", "params.yaml", f"quality.checks.outliers.k={k}", "use k >= 1"
-            )
+            raise setting_error("k", repr(k), "use k >= 1")
         self.k, self.min_class_size = int(k), max(int(min_class_size), int(k) + 1)
 
     def _features(self, data: StageData, rows: np.ndarray, context: QualityContext) -> np.ndarray:
@@ -61,8 +59,7 @@ class Outliers(ScoredCheck):
             return appearance
         features = np.asarray(context.features)
         if features.ndim != 2 or len(features) != len(data.manifest):
-            raise StageError(
-                "quality",
+            raise InputError(
                 "features",
                 f"expected one feature row per manifest row ({len(data.manifest)}), "
                 f"got shape {features.shape}",
@@ -70,8 +67,9 @@ class Outliers(ScoredCheck):
             )
         return np.hstack([appearance, _typical_unit(features[rows].astype(np.float32))])
 
-    def measure(self, data, rows, context):
-        features = self._features(data, rows, context)
+    def measure(self, inputs):
+        data, rows = inputs.data, inputs.rows
+        features = self._features(data, rows, inputs.context)
         labels = data.manifest["label"].astype("string").iloc[rows].reset_index(drop=True)
         sizes = labels.value_counts()
         classes = sizes[sizes >= self.min_class_size].index

@@ -20,8 +20,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from datamatters.stage import StageError
+from datamatters.errors import InputError
 
+PARAMS_FILE = "params.yaml"  # where every check's settings come from
 RELATIVE, ABSOLUTE = "relative", "absolute"
 MODES = (RELATIVE, ABSOLUTE)
 MAD_TO_STD = 1.4826
@@ -39,7 +40,10 @@ class Threshold:
 
     @classmethod
     def parse(cls, spec: Any, default_z: float, where: str) -> Threshold:
-        """From config: None (the check's default), a mapping, or a bare number (absolute)."""
+        """From config: None (the check's default), a mapping, or a bare number (absolute).
+
+        `where` is the setting's name within its check (`threshold`, `min_side`) for errors.
+        """
         if spec is None:
             return cls(RELATIVE, float(default_z))
         if isinstance(spec, Threshold):
@@ -47,25 +51,29 @@ class Threshold:
         if isinstance(spec, int | float) and not isinstance(spec, bool):
             return cls(ABSOLUTE, float(default_z), float(spec))
         if not isinstance(spec, Mapping):
-            raise _bad(
+            raise setting_error(
                 where, repr(spec), "use {mode: relative, z: 4} or {mode: absolute, value: 10}"
             )
         spec = {str(key): spec[key] for key in spec}
         unknown = sorted(set(spec) - {"mode", "z", "value"})
         if unknown:
-            raise _bad(
+            raise setting_error(
                 where, f"unknown keys {unknown}", "use mode, z (relative) or value (absolute)"
             )
         mode = spec.get("mode", RELATIVE)
         if mode not in MODES:
-            raise _bad(f"{where}.mode", repr(mode), f"use one of {', '.join(MODES)}")
+            raise setting_error(f"{where}.mode", repr(mode), f"use one of {', '.join(MODES)}")
         if mode == ABSOLUTE:
             if spec.get("value") is None:
-                raise _bad(f"{where}.value", "missing", "an absolute threshold needs a value")
+                raise setting_error(
+                    f"{where}.value", "missing", "an absolute threshold needs a value"
+                )
             return cls(ABSOLUTE, float(default_z), float(spec["value"]))
         z = float(spec.get("z", default_z) if spec.get("z") is not None else default_z)
         if not z > 0:
-            raise _bad(f"{where}.z", repr(spec.get("z")), "use a positive number of robust stds")
+            raise setting_error(
+                f"{where}.z", repr(spec.get("z")), "use a positive number of robust stds"
+            )
         return cls(RELATIVE, z)
 
     def resolve(
@@ -134,5 +142,10 @@ def beyond(scores: np.ndarray, threshold: float | None, direction: Direction) ->
         return scores < threshold if direction == "low" else scores > threshold
 
 
-def _bad(key: str, problem: str, fix: str) -> StageError:
-    return StageError("quality", "params.yaml", f"quality.checks.{key}={problem}", fix)
+def setting_error(setting: str, problem: str, fix: str) -> InputError:
+    """A bad setting of a check, named within the check (`threshold.mode='quantile'`).
+
+    A check does not know where it was configured (`quality.checks.blur` or
+    `reference.quality.checks.blur`); `assess.configured_check`, which does, puts that key in front.
+    """
+    return InputError(PARAMS_FILE, f"{setting}={problem}", fix)

@@ -1,0 +1,95 @@
+"""Perceptual hashes of each image in a canonical pose, so a slightly moved copy hashes alike.
+
+The pose: the brightness centroid moved to the centre and, when the image has a clear main axis,
+that axis turned upright. The hash: `imagehash`'s phash (or dhash) of the posed image.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import cv2
+import imagehash
+import numpy as np
+from PIL import Image
+
+from datamatters.parallel import map_chunks
+from datamatters.quality.near_duplicates.hamming_search import HASH_BITS
+
+HASHES = {"phash": imagehash.phash, "dhash": imagehash.dhash}
+MIN_ECCENTRICITY = 0.1  # below this the main axis is too ill-defined to turn by
+MAX_TURN = 20.0  # degrees: the canonical pose never turns an image further
+CONFIRM_SIDE = 32  # pixels: images are posed, and later compared, at this size
+
+
+def canonical_pose(grey: np.ndarray) -> np.ndarray:
+    """uint8 H×W: the centroid of |brightness − background| moved to the centre, main axis upright.
+
+    The background is the median brightness (black for MNIST, the paper for scans), and the area
+    uncovered by the move is filled with it.
+    """
+    image = np.ascontiguousarray(grey, dtype=np.uint8)
+    height, width = image.shape
+    background = float(np.median(image))
+    mass = np.abs(image.astype(np.float32) - background)
+    moments = cv2.moments(mass)
+    if moments["m00"] <= 1e-6:
+        return image
+    cx, cy = moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]
+    mu20, mu02, mu11 = moments["mu20"], moments["mu02"], moments["mu11"]
+    turn = 0.0
+    if mu20 + mu02 > 0:
+        eccentricity = math.hypot(mu20 - mu02, 2 * mu11) / (mu20 + mu02)
+        if eccentricity >= MIN_ECCENTRICITY:
+            axis = 0.5 * math.degrees(math.atan2(2 * mu11, mu20 - mu02))
+            turn = float(np.clip(axis - 90 if axis > 0 else axis + 90, -MAX_TURN, MAX_TURN))
+    matrix = cv2.getRotationMatrix2D((cx, cy), turn, 1.0)
+    matrix[0, 2] += (width - 1) / 2 - cx
+    matrix[1, 2] += (height - 1) / 2 - cy
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=background,
+    )
+
+
+def canonical_images(grey: np.ndarray) -> np.ndarray:
+    """uint8 N×S×S (S = CONFIRM_SIDE) canonical poses of a uint8 N×H×W brightness batch."""
+    out = np.empty((len(grey), CONFIRM_SIDE, CONFIRM_SIDE), dtype=np.uint8)
+    for i, image in enumerate(grey):
+        if image.shape != (CONFIRM_SIDE, CONFIRM_SIDE):
+            image = cv2.resize(image, (CONFIRM_SIDE, CONFIRM_SIDE), interpolation=cv2.INTER_AREA)
+        out[i] = canonical_pose(image)
+    return out
+
+
+def perceptual_hashes(canonical: np.ndarray, method: str = "phash") -> np.ndarray:
+    """uint64 64-bit `imagehash` hashes of uint8 N×H×W images (first bit most significant)."""
+    if method not in HASHES:
+        raise ValueError(f"unknown hash {method!r}; use one of {', '.join(HASHES)}")
+    function = HASHES[method]
+    bits = np.stack([function(Image.fromarray(image)).hash.reshape(-1) for image in canonical])
+    if bits.shape[1] != HASH_BITS:
+        raise ValueError(f"{method} gave {bits.shape[1]}-bit hashes, expected {HASH_BITS}")
+    return np.packbits(bits.astype(np.uint8), axis=1).view(">u8").ravel().astype(np.uint64)
+
+
+def canonical_hashes(luminance: np.ndarray, method: str = "phash") -> tuple[np.ndarray, np.ndarray]:
+    """Canonical poses and their hashes of an N×H×W brightness batch (0-255, e.g. the run's shared
+    `features.luminance`), in worker processes.
+
+    The brightness is rounded to uint8 here, before it is sent to the workers: a quarter of the
+    bytes of the float32 luminance to copy, and what `imagehash` reads anyway.
+    """
+    grey = np.clip(np.rint(luminance), 0, 255).astype(np.uint8)
+    parts = [part for _, part in map_chunks(partial(_pose_and_hash, method=method), grey)]
+    return np.concatenate([c for c, _ in parts]), np.concatenate([h for _, h in parts])
+
+
+def _pose_and_hash(grey: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    canonical = canonical_images(np.asarray(grey))
+    return canonical, perceptual_hashes(canonical, method)

@@ -1,0 +1,68 @@
+"""The near-duplicate search over a batch of images, and the groups its confirmed pairs form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from datamatters.quality.near_duplicates.canonical_hash import canonical_hashes
+from datamatters.quality.near_duplicates.hamming_search import hamming_pairs
+from datamatters.quality.near_duplicates.registration import pair_similarity
+
+
+@dataclass
+class NearDuplicateMatches:
+    """Within one batch of images: confirmed pairs and each image's best candidate similarity."""
+
+    pairs: np.ndarray  # int64 (k, 2), i < j, confirmed near-duplicates
+    best_similarity: np.ndarray | None  # float (n,), NaN where no candidate was registered
+    candidates: int  # pairs within max_distance before confirmation
+
+
+def find_near_duplicates(
+    luminance: np.ndarray,
+    max_distance: int,
+    min_similarity: float | None,
+    method: str = "phash",
+    across: int | None = None,
+) -> NearDuplicateMatches:
+    """Hash, search and (unless `min_similarity` is None) confirm, over an N×H×W brightness batch
+    (0-255, `features.luminance` of the images).
+
+    With `across`, the batch is two sets (rows before `across`, and the rest) and only pairs with
+    one image in each are kept, before any is confirmed: a search between two splits.
+    """
+    if not len(luminance):
+        return NearDuplicateMatches(np.empty((0, 2), np.int64), np.empty(0), 0)
+    canonical, codes = canonical_hashes(luminance, method)
+    candidates = hamming_pairs(codes, max_distance)
+    if across is not None:
+        candidates = candidates[(candidates[:, 0] < across) & (candidates[:, 1] >= across)]
+    if min_similarity is None:
+        return NearDuplicateMatches(candidates, None, len(candidates))
+    similarity = pair_similarity(canonical, candidates)
+    best = np.full(len(luminance), np.nan)
+    scored = np.isfinite(similarity)
+    for column in (0, 1):
+        np.fmax.at(best, candidates[scored, column], similarity[scored])
+    confirmed = candidates[scored & (similarity >= min_similarity)]
+    return NearDuplicateMatches(confirmed, best, len(candidates))
+
+
+def group_roots(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Each row's group root, the smallest row index in its group; groups are connected `pairs`.
+
+    The smallest index makes the kept row the first of its group in manifest order, whatever
+    order the pairs were found in.
+    """
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    edges = np.ones(len(pairs), dtype=np.int8)
+    graph = coo_matrix((edges, (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    _, smallest = np.unique(labels, return_index=True)  # first occurrence: the smallest row
+    return smallest[labels].astype(np.int64)
