@@ -19,7 +19,6 @@ restoring cached outputs, committing the experiment.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
@@ -28,19 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DONE = re.compile(r"^\[(\w+)\] done in ([\d.]+) s$", re.M)
-RAN = re.compile(r"Running stage '(\w+)'")
-
-
-def run(cmd: list[str], cwd: Path) -> tuple[float, str]:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if done.returncode:
-        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    return elapsed, done.stdout + done.stderr
+from project_runs import RAN, run, stage_seconds
 
 
 def start_up(clone: Path, stage: str, repeats: int = 3) -> float:
@@ -107,8 +94,9 @@ def main() -> None:
         for _ in range(args.runs):
             seed += 1
             wall, output = experiment(clone, mode, seed, args.steps)
-            work = sum(float(s) for _, s in DONE.findall(output))
-            ran = sorted(set(RAN.findall(output)) | {s for s, _ in DONE.findall(output)})
+            seconds = stage_seconds(output)
+            work = sum(seconds.values())
+            ran = sorted(set(RAN.findall(output)) | set(seconds))
             for stage in ran:
                 if stage not in startup:
                     startup[stage] = start_up(clone, stage)

@@ -13,23 +13,17 @@ size alone. Prints each stage's own time (`[stage] done in N s`) and the audit's
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from project_runs import run, scratch_project, stage_seconds
 
-from datamatters.config import write_params
 from datamatters.data.mnist5k import Mnist5kSource
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("conf", "stages", "src", "dvc.yaml", ".dvcignore", ".dvc/config")
-DONE = re.compile(r"^\[(\w+)\] done in ([\d.]+) s$", re.M)
 AUDIT = re.compile(r"^\[labeling\] (.*audit of .*)$", re.M)
 
 
@@ -51,25 +45,9 @@ def write_digits(folder: Path, n: int, size: int, colour: bool, seed: int = 0) -
 
 
 def run_to_labeling(work: Path, folder: Path, channels: int, size: int) -> str:
-    for name in PROJECT_FILES:
-        source, target = ROOT / name, work / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
     overrides = ["data=folder", f"data.path={folder}", f"data.channels={channels}"]
-    write_params(work / "params.yaml", [*overrides, f"data.image_size={size}"], work / "conf")
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(work / "src"))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    output = ""
-    for cmd in (
-        ["git", "init", "-q"],
-        ["dvc", "init", "-q", "--force"],
-        ["dvc", "repro", "labeling"],
-    ):
-        done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        output += done.stdout + done.stderr
-    return output
+    scratch_project(work, [*overrides, f"data.image_size={size}"])
+    return run(["dvc", "repro", "labeling"], work)[1]
 
 
 def main() -> None:
@@ -86,7 +64,9 @@ def main() -> None:
         folder = work / f"{name}-images"
         write_digits(folder, args.n, size, colour=channels == 3)
         output = run_to_labeling(work / name, folder, channels, size)
-        times = ", ".join(f"{stage} {seconds} s" for stage, seconds in DONE.findall(output))
+        times = ", ".join(
+            f"{stage} {seconds} s" for stage, seconds in stage_seconds(output).items()
+        )
         print(f"{args.n} {name} {size}x{size} images: {times}")
         print("   ", *AUDIT.findall(output))
     if args.keep:

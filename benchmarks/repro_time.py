@@ -15,20 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
-DONE = re.compile(r"^\[(\w+)\] done in ([\d.]+) s$", re.M)
-RAN = re.compile(r"Running stage '(\w+)'")
+from project_runs import RAN, run, stage_seconds
 
 
 @dataclass
@@ -40,17 +34,6 @@ class Timing:
     training_change: float = 0.0
     training_change_stages: list[str] = field(default_factory=list)
     metrics: dict[str, dict] = field(default_factory=dict)
-
-
-def run(cmd: list[str], cwd: Path) -> tuple[float, str]:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(cwd / "src"))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if done.returncode:
-        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    return elapsed, done.stdout + done.stderr
 
 
 def halve_learning_rate(clone: Path) -> None:
@@ -69,7 +52,7 @@ def measure(repo: Path, rev: str, work: Path) -> Timing:
     # --force: a fresh clone already has the git-tracked metrics files, and DVC rightly skips a
     # stage whose deterministic inputs and outputs match dvc.lock; forcing times every stage.
     timing.forced, output = run(["dvc", "repro", "--force"], clone)
-    timing.stages = {stage: float(seconds) for stage, seconds in DONE.findall(output)}
+    timing.stages = stage_seconds(output)
     timing.metrics = {
         name: json.loads((clone / "metrics" / f"{name}.json").read_text())
         for name in ("judge", "labeling", "evaluate")

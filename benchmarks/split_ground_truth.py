@@ -22,25 +22,20 @@ Scores, pooled over the seeds (each seed draws other images to corrupt):
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 from corrupted_folder import COPY_KINDS, write_files
+from project_runs import run, scratch_project
 
-from datamatters.config import write_params
 from datamatters.data.corrupt import KINDS, inject
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.quality.report import NOT_QUALITY_KINDS
 
-ROOT = Path(__file__).resolve().parents[1]
 IMAGE_KINDS = [k for k in KINDS if k not in NOT_QUALITY_KINDS]
-PROJECT_FILES = ("conf", "stages", "src", "dvc.yaml", ".dvcignore", ".dvc/config")
 
 
 def make_folder(folder: Path, fraction: float, seed: int) -> pd.DataFrame:
@@ -54,26 +49,8 @@ def run_pipeline(
     work: Path, folder: Path, overrides: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`dvc repro quality` on `folder` in a fresh copy of the project; the two checked manifests."""
-    for name in PROJECT_FILES:
-        source, target = ROOT / name, work / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        copy = shutil.copytree if source.is_dir() else shutil.copy2
-        copy(source, target)
-    write_params(
-        work / "params.yaml",
-        ["data=folder", f"data.path={folder}", "data.channels=1", *overrides],
-        work / "conf",
-    )
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(work / "src"))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    for cmd in (
-        ["git", "init", "-q"],
-        ["dvc", "init", "-q", "--force"],
-        ["dvc", "repro", "quality"],
-    ):
-        done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    scratch_project(work, ["data=folder", f"data.path={folder}", "data.channels=1", *overrides])
+    run(["dvc", "repro", "quality"], work)
     return (
         pd.read_parquet(work / "data" / "quality" / "manifest.parquet"),
         pd.read_parquet(work / "data" / "reference" / "manifest.parquet"),
