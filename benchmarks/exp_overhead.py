@@ -5,7 +5,8 @@
 Works in a clone of the committed HEAD where the pipeline has run: `--clone` reuses one (e.g. the
 one `benchmarks/repro_time.py --keep` leaves), otherwise a fresh clone is made and `dvc repro`
 runs first. Then it runs experiments that change only the training seed, so `train` and
-`evaluate` re-run and every other stage is unchanged, each way DVC runs them: in the workspace
+`evaluate` re-run (with seeds never used before, so DVC's run cache cannot skip them) and every
+other stage is unchanged, each way DVC runs them: in the workspace
 (`dvc exp run`), in a temporary copy (`--temp`), and through the queue (`--queue`, then
 `dvc queue start`), as a sweep does. The training budget is cut to `--steps` and Inception is
 left out of evaluate: only the time around the stages is measured here.
@@ -89,7 +90,8 @@ def main() -> None:
     print("   ", ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in startup.items()))
 
     print(f"{'way':<10}{'wall':>8}{'stages':>9}{'start-up':>10}{'DVC':>8}  stages run")
-    seed = 100
+    # seeds no earlier run used, so DVC's run cache cannot restore a stage instead of running it
+    seed = 1000 + int(time.time()) % 1_000_000
     for mode in args.modes.split(","):
         for _ in range(args.runs):
             seed += 1
