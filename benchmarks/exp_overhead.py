@@ -44,12 +44,8 @@ def wait_for_result(clone: Path, name: str) -> None:
 
     Polled with git, not `dvc queue status`, which would take the CPU from the run it times.
     """
-    while not any(
-        ref.endswith(f"/{name}")
-        for ref in run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], clone)[
-            1
-        ].split()
-    ):
+    refs = ["git", "for-each-ref", "--format=%(refname)", "refs/exps"]
+    while not any(ref.endswith(f"/{name}") for ref in run(refs, clone)[1].split()):
         time.sleep(0.2)
 
 
