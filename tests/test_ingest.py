@@ -97,7 +97,7 @@ def test_modes_are_normalised(tmp_path):
     assert sorted(rows["mode"]) == ["I;16", "L", "RGBA"]
 
 
-def test_folder_errors_are_stage_errors(tmp_path):
+def test_folder_errors_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         list(FolderSource(str(tmp_path / "nowhere")).items())
     (tmp_path / "empty").mkdir()
