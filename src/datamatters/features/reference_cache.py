@@ -17,6 +17,7 @@ from datamatters.atomic import atomic_path
 from datamatters.data.contract import StageData
 from datamatters.errors import InputError
 from datamatters.features.extract import extract
+from datamatters.pipeline import rerun_fix
 
 ROWS = "rows.parquet"  # id and label of each feature row, in order
 
@@ -45,10 +46,10 @@ def load(folder: str | Path, name: str) -> tuple[np.ndarray, pd.DataFrame]:
     folder = Path(folder)
     path = folder / f"{name}.npy"
     if not path.is_file():
-        fix = "run `dvc repro reference_features`"
+        fix = rerun_fix(path)
         if name == "inception":
             fix = (
-                "set eval.reference.inception=true and run `dvc repro reference_features`, "
+                f"set eval.reference.inception=true and {fix}, "
                 "or measure without it: -S eval.metrics.inception_samples=0"
             )
         raise InputError(path, f"no {name} features of the reference split", fix)
