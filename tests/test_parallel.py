@@ -9,6 +9,7 @@ from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.parallel import WORKERS_ENV, available_workers, map_chunks
 from datamatters.quality.features import luminance
+from datamatters.quality.near_duplicates.canonical_hash import canonical_hashes
 from datamatters.quality.near_duplicates.groups import find_near_duplicates
 
 
@@ -37,7 +38,8 @@ def mnist_items():
 
 def _ingest_and_match(items):
     pool = ingest(items, 32, 1, 0.2, 0).train
-    matches = find_near_duplicates(luminance(pool.images), max_distance=10, min_similarity=0.975)
+    poses, codes = canonical_hashes(luminance(pool.images))
+    matches = find_near_duplicates(poses, codes, max_distance=10, min_similarity=0.975)
     return pool, matches
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from datamatters.data.contract import StageData
 from datamatters.errors import InputError
 from datamatters.quality import features as F
+from datamatters.quality.near_duplicates.canonical_hash import canonical_hashes
 from datamatters.quality.thresholds import Direction, Threshold, beyond, setting_error
 
 ACTIONS = ("drop", "flag")
@@ -52,11 +53,16 @@ class CheckInputs:
     `rows`: their indices. `luminance`: float32 R×H×W brightness (0-255) of the R decodable rows,
     which the brightness checks score and the near-duplicate searches pose and hash. It is held
     whole, 4 bytes a pixel: 16 MB for this project's 4,000 32×32 digits, 400 MB for 100,000, while
-    the images themselves stay memory-mapped. All three are read-only: every check sees the same.
+    the images themselves stay memory-mapped. `canonical_hashes(method)`: those rows posed and
+    hashed, which both copy checks search (`near_duplicates`, `reference_leak`). All are read-only:
+    every check sees the same.
     """
 
     data: StageData
     context: QualityContext = field(default_factory=QualityContext)
+    _hashes: dict[str, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @cached_property
     def usable(self) -> np.ndarray:
@@ -70,9 +76,13 @@ class CheckInputs:
     def luminance(self) -> np.ndarray:
         return _read_only(F.luminance_rows(self.data.images, self.rows))
 
-    def luminance_of(self, rows: np.ndarray) -> np.ndarray:
-        """`luminance` of some decodable `rows` (manifest indices, ascending)."""
-        return self.luminance[np.searchsorted(self.rows, rows)]
+    def canonical_hashes(self, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """Canonical poses and `method` hashes of the decodable rows, in `rows`' order: computed
+        once, since the near-duplicate and the reference-leak checks search the same images."""
+        if method not in self._hashes:
+            poses, codes = canonical_hashes(self.luminance, method)
+            self._hashes[method] = _read_only(poses), _read_only(codes)
+        return self._hashes[method]
 
 
 def _read_only(values: np.ndarray) -> np.ndarray:

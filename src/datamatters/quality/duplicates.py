@@ -12,6 +12,7 @@ import pandas as pd
 from datamatters.errors import InputError
 from datamatters.quality.checks import Check, CheckInputs, CheckResult, decodable
 from datamatters.quality.features import luminance_rows
+from datamatters.quality.near_duplicates.canonical_hash import canonical_hashes
 from datamatters.quality.near_duplicates.groups import find_near_duplicates, group_roots
 from datamatters.quality.thresholds import setting_error
 
@@ -72,8 +73,10 @@ class NearDuplicates(_HashSearch):
         sha = manifest["sha256"].astype("string")
         repeat = sha.duplicated(keep="first").to_numpy() & sha.notna().to_numpy()
         searched = np.flatnonzero(usable & ~repeat)
+        canonical, codes = inputs.canonical_hashes(self.hash)
+        at = np.searchsorted(inputs.rows, searched)
         matches = find_near_duplicates(
-            inputs.luminance_of(searched), self.max_distance, self.min_similarity, self.hash
+            canonical[at], codes[at], self.max_distance, self.min_similarity
         )
         roots = searched[group_roots(len(searched), matches.pairs)]
         root_of = np.full(n, -1, dtype=np.int64)
@@ -147,9 +150,16 @@ class ReferenceLeak(_HashSearch):
         copies = int(pd.notna(of).sum())
 
         searched = inputs.rows
-        grey = np.concatenate([luminance_rows(reference.images, ref_usable), inputs.luminance])
+        ref_canonical, ref_codes = canonical_hashes(
+            luminance_rows(reference.images, ref_usable), self.hash
+        )
+        canonical, codes = inputs.canonical_hashes(self.hash)
         matches = find_near_duplicates(
-            grey, self.max_distance, self.min_similarity, self.hash, across=len(ref_usable)
+            np.concatenate([ref_canonical, canonical]),
+            np.concatenate([ref_codes, codes]),
+            self.max_distance,
+            self.min_similarity,
+            across=len(ref_usable),
         )
         leaked = searched[matches.pairs[:, 1] - len(ref_usable)]
         copied = pd.Series(ref_ids[ref_usable[matches.pairs[:, 0]]]).groupby(leaked).first()

@@ -86,6 +86,8 @@ def canonical_hashes(luminance: np.ndarray, method: str = "phash") -> tuple[np.n
     bytes of the float32 luminance to copy, and what `imagehash` reads anyway.
     """
     grey = np.clip(np.rint(luminance), 0, 255).astype(np.uint8)
+    if not len(grey):
+        return np.empty((0, CONFIRM_SIDE, CONFIRM_SIDE), np.uint8), np.empty(0, np.uint64)
     parts = [part for _, part in map_chunks(partial(_pose_and_hash, method=method), grey)]
     return np.concatenate([c for c, _ in parts]), np.concatenate([h for _, h in parts])
 

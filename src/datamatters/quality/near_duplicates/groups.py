@@ -8,7 +8,6 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from datamatters.quality.near_duplicates.canonical_hash import canonical_hashes
 from datamatters.quality.near_duplicates.hamming_search import hamming_pairs
 from datamatters.quality.near_duplicates.registration import pair_similarity
 
@@ -23,28 +22,27 @@ class NearDuplicateMatches:
 
 
 def find_near_duplicates(
-    luminance: np.ndarray,
+    canonical: np.ndarray,
+    codes: np.ndarray,
     max_distance: int,
     min_similarity: float | None,
-    method: str = "phash",
     across: int | None = None,
 ) -> NearDuplicateMatches:
-    """Hash, search and (unless `min_similarity` is None) confirm, over an N×H×W brightness batch
-    (0-255, `features.luminance` of the images).
+    """Search and (unless `min_similarity` is None) confirm, over canonical poses and their hashes
+    (`canonical_hash.canonical_hashes`), which the caller computes once for every search.
 
     With `across`, the batch is two sets (rows before `across`, and the rest) and only pairs with
     one image in each are kept, before any is confirmed: a search between two splits.
     """
-    if not len(luminance):
+    if not len(codes):
         return NearDuplicateMatches(np.empty((0, 2), np.int64), np.empty(0), 0)
-    canonical, codes = canonical_hashes(luminance, method)
     candidates = hamming_pairs(codes, max_distance)
     if across is not None:
         candidates = candidates[(candidates[:, 0] < across) & (candidates[:, 1] >= across)]
     if min_similarity is None:
         return NearDuplicateMatches(candidates, None, len(candidates))
     similarity = pair_similarity(canonical, candidates)
-    best = np.full(len(luminance), np.nan)
+    best = np.full(len(codes), np.nan)
     scored = np.isfinite(similarity)
     for column in (0, 1):
         np.fmax.at(best, candidates[scored, column], similarity[scored])
