@@ -77,13 +77,22 @@ class Group:
         return math.sqrt(sum(h * h for h in halves)) / len(halves) if halves else None
 
 
-def interval(exp: Experiment, metric: str) -> tuple[Any, Any]:
-    """The bootstrap 95% interval `evaluate` recorded for `metric`; (None, None) if it has none."""
+def bound_names(metric: str) -> tuple[str, str] | None:
+    """The names `metric`'s 95% interval is recorded under, low then high; None for a name
+    outside the schema. Whether the bounds were recorded is the reader's to look up."""
     name = MetricName.parse(metric)
     if name is None:
-        return None, None
+        return None
     low, high = name.bounds()
-    return exp.metric(EVALUATE, str(low)), exp.metric(EVALUATE, str(high))
+    return str(low), str(high)
+
+
+def interval(exp: Experiment, metric: str) -> tuple[Any, Any]:
+    """The bootstrap 95% interval `evaluate` recorded for `metric`; (None, None) if it has none."""
+    bounds = bound_names(metric)
+    if bounds is None:
+        return None, None
+    return exp.metric(EVALUATE, bounds[0]), exp.metric(EVALUATE, bounds[1])
 
 
 @dataclass(frozen=True)

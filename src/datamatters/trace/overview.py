@@ -15,6 +15,7 @@ from typing import Any
 
 from datamatters.metrics.names import MetricName
 from datamatters.pipeline import producer_of
+from datamatters.trace.compare import bound_names
 from datamatters.trace.experiments import Experiment
 
 # What a data-quality comparison reads first: what the data stages kept, then output quality at
@@ -107,11 +108,10 @@ def _metric_cell(metrics: dict[str, Any], key: str, with_interval: bool) -> str:
 def _interval(metrics: dict[str, Any], key: str) -> tuple[Any, Any]:
     """The bounds recorded beside `<stage>.<metric>`, when the metric has an interval."""
     stage, _, metric = key.partition(".")
-    name = MetricName.parse(metric)
-    if name is None:
+    bounds = bound_names(metric)
+    if bounds is None:
         return None, None
-    low, high = name.bounds()
-    return metrics.get(f"{stage}.{low}"), metrics.get(f"{stage}.{high}")
+    return metrics.get(f"{stage}.{bounds[0]}"), metrics.get(f"{stage}.{bounds[1]}")
 
 
 def _cell(value: Any) -> str:
