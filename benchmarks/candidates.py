@@ -1,14 +1,16 @@
 """Generator candidates on the default data, several training seeds each: which is least noisy.
 
-    python benchmarks/candidates.py [--seeds 0 1 2 3] [--only dcgan sngan-ema] [--project .]
-                                    [--out reports/candidates] [--jobs 1]
+    python benchmarks/candidates.py [--seeds 0 1 2 3] [--only dcgan r3gan] [--project .]
+                                    [--out reports/candidates] [--jobs 1] [--inception 500]
 
 Reads the default pipeline's inputs from `--project` after `dvc repro` (`data/augmented`,
 `models/judge.pt`, `data/reference_features`) and, per candidate and seed, runs the real `train`
 and `evaluate` stage scripts on them in a scratch folder, with the params the candidate's
-overrides compose (Inception off: the judge's FID is the sweep's metric). Writes
-`<out>.md` (mean and standard deviation over seeds of the judge FID, precision and recall, and
-the train stage's wall time) and `<out>.json` (every run), adding runs to an existing JSON.
+overrides compose (`--inception 0` skips the Inception metrics, for a quick screen). Writes
+each run's final sample grid to `<out>-grids/<candidate>-seed<k>.png`, and
+`<out>.md` (mean and standard deviation over seeds of the FIDs, precision and recall in both
+feature spaces, and the stages' wall times) and `<out>.json` (every run), adding runs to an
+existing JSON.
 `--jobs N` runs N trainings at once, each with its share of the CPU's threads: more runs per
 hour on a small machine, but each run's wall time is then not the stage's time alone.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,16 +33,46 @@ from pathlib import Path
 from datamatters.config import write_params
 
 ROOT = Path(__file__).resolve().parents[1]
+SNGAN_PUBLISHED = [
+    "model=sngan",
+    "model.g_optimizer.betas=[0.0,0.9]",
+    "model.d_optimizer.betas=[0.0,0.9]",
+]
+LR4 = ["model.g_optimizer.lr=0.0004", "model.d_optimizer.lr=0.0004"]
 CANDIDATES = {
-    "dcgan": ["model=dcgan", "model.ema.enabled=false"],
-    "dcgan-ema": ["model=dcgan"],
-    "dcgan-ema-da": ["model=dcgan", "model.diffaugment=[translation,cutout]"],
-    "sngan-ema": ["model=sngan"],
-    "sngan-ema-da": ["model=sngan", "model.diffaugment=[translation,cutout]"],
-    "vae-ema": ["model=vae"],
+    "dcgan": ["model=dcgan"],  # averaged weights, width 32: the default before this table
+    "dcgan-w64": ["model=dcgan", "model.generator.width=64", "model.discriminator.width=64"],
+    "dcgan-b32": ["model=dcgan", "datamodule.batch_size=32"],
+    "dcgan-b16": ["model=dcgan", "datamodule.batch_size=16"],
+    "dcgan-b32-lr4": ["model=dcgan", "datamodule.batch_size=32", *LR4],
+    "dcgan-lr4": ["model=dcgan", *LR4],
+    "dcgan-lr8": ["model=dcgan", "model.g_optimizer.lr=0.0008", "model.d_optimizer.lr=0.0008"],
+    "dcgan-b16-lr4": ["model=dcgan", "datamodule.batch_size=16", *LR4],
+    "dcgan-b32-lr8": [
+        "model=dcgan",
+        "datamodule.batch_size=32",
+        "model.g_optimizer.lr=0.0008",
+        "model.d_optimizer.lr=0.0008",
+    ],
+    "r3gan": ["model=r3gan"],
+    "r3gan-g1": ["model=r3gan", "model.r1_gamma=1", "model.r2_gamma=1"],
+    "r3gan-b32": ["model=r3gan", "datamodule.batch_size=32"],
+    "sngan-ttur": [
+        *SNGAN_PUBLISHED,
+        "model.g_optimizer.lr=0.0001",
+        "model.d_optimizer.lr=0.0004",
+    ],
+    "sngan-d2": [*SNGAN_PUBLISHED, "model.d_steps=2"],
+    "vae": ["model=vae"],
+    "flow": ["model=flow"],
+    "flow-8x": ["model=flow", "train.kimg=634.88"],
 }
 COMPOSING = threading.Lock()
-METRICS = ("fid_judge_1k", "precision_judge_1k", "recall_judge_1k", "memorization_judge_1k")
+METRICS = tuple(
+    f"{stat}_{features}"
+    for features in ("judge_1k", "inception_500")
+    for stat in ("fid", "precision", "recall")
+) + ("memorization_judge_1k",)
 
 
 def run_stage(script: str, args: list[str], cwd: Path, threads: int) -> float:
@@ -58,13 +91,15 @@ def run_stage(script: str, args: list[str], cwd: Path, threads: int) -> float:
     return time.perf_counter() - started
 
 
-def train_and_evaluate(project: Path, overrides: list[str], seed: int, threads: int) -> dict:
+def train_and_evaluate(
+    project: Path, overrides: list[str], seed: int, threads: int, inception: int, grid: Path
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="datamatters-candidate-") as tmp:
         work = Path(tmp)
         with COMPOSING:  # Hydra's global state admits one composition at a time
             write_params(
                 work / "params.yaml",
-                [*overrides, f"train.seed={seed}", "eval.metrics.inception_samples=0"],
+                [*overrides, f"train.seed={seed}", f"eval.metrics.inception_samples={inception}"],
                 ROOT / "conf",
             )
         inputs = {
@@ -74,12 +109,12 @@ def train_and_evaluate(project: Path, overrides: list[str], seed: int, threads: 
         seconds = run_stage(
             "train",
             ["--data", str(project / "data" / "augmented"), "--checkpoint", "generator.pt"]
-            + ["--live-dir", "live", "--samples", "samples.png"]
+            + ["--live-dir", "live", "--samples", "samples.png", "--resume-dir", "resume"]
             + [f"--{k}={v}" for k, v in inputs.items()],
             work,
             threads,
         )
-        run_stage(
+        evaluate_seconds = run_stage(
             "evaluate",
             ["--generator", "generator.pt", "--metrics", "evaluate.json"]
             + ["--training", str(project / "data" / "augmented")]
@@ -88,7 +123,10 @@ def train_and_evaluate(project: Path, overrides: list[str], seed: int, threads: 
             threads,
         )
         metrics = json.loads((work / "evaluate.json").read_text())
-    return {"train_seconds": round(seconds, 1)} | {m: metrics.get(m) for m in METRICS}
+        grid.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(work / "samples.png", grid)
+    times = {"train_seconds": round(seconds, 1), "evaluate_seconds": round(evaluate_seconds, 1)}
+    return times | {m: metrics.get(m) for m in METRICS}
 
 
 def _mean_sd(values: list[float], digits: int) -> str:
@@ -100,10 +138,12 @@ def _mean_sd(values: list[float], digits: int) -> str:
 
 def table(runs: list[dict]) -> str:
     """One row per candidate: mean ± standard deviation over its seeds."""
+    columns = [m for m in METRICS if m != "fid_judge_1k"]
     lines = [
-        "| candidate | seeds | fid_judge_1k (per seed) | precision_judge_1k | recall_judge_1k "
-        "| memorization_judge_1k | train s |",
-        "|---|---|---|---|---|---|---|",
+        "| candidate | seeds | fid_judge_1k (per seed) | CV | "
+        + " | ".join(columns)
+        + " | train s | evaluate s |",
+        "|---|---|---|---|" + "---|" * (len(columns) + 2),
     ]
     first = {(r["candidate"], r["seed"]): r for r in reversed(runs)}  # a repeated run counts once
     for name in CANDIDATES:
@@ -114,11 +154,14 @@ def table(runs: list[dict]) -> str:
         def stat(key: str, digits: int, rows: list[dict] = mine) -> str:
             return _mean_sd([r[key] for r in rows if r.get(key) is not None], digits)
 
-        per_seed = ", ".join(f"{r['fid_judge_1k']:.1f}" for r in mine)
+        fids = [r["fid_judge_1k"] for r in mine]
+        per_seed = ", ".join(f"{value:.1f}" for value in fids)
+        cv = f"{statistics.stdev(fids) / statistics.mean(fids):.0%}" if len(fids) > 1 else "-"
+        cells = [stat(m, 1 if m.startswith("fid") else 3) for m in columns]
         lines.append(
-            f"| {name} | {len(mine)} | {stat('fid_judge_1k', 1)} ({per_seed}) "
-            f"| {stat('precision_judge_1k', 3)} | {stat('recall_judge_1k', 3)} "
-            f"| {stat('memorization_judge_1k', 3)} | {stat('train_seconds', 0)} |"
+            f"| {name} | {len(mine)} | {stat('fid_judge_1k', 1)} ({per_seed}) | {cv} | "
+            + " | ".join(cells)
+            + f" | {stat('train_seconds', 0)} | {stat('evaluate_seconds', 0)} |"
         )
     return "\n".join(lines)
 
@@ -132,6 +175,9 @@ def main() -> None:
     parser.add_argument("--project", type=Path, default=ROOT)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "candidates")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument(
+        "--inception", type=int, default=500, help="Inception samples per run (0: judge only)"
+    )
     args = parser.parse_args()
     store = args.out.with_suffix(".json")
     runs = json.loads(store.read_text()) if store.is_file() else []
@@ -147,7 +193,10 @@ def main() -> None:
 
     def one(job: tuple[str, int]) -> None:
         name, seed = job
-        result = train_and_evaluate(args.project.resolve(), CANDIDATES[name], seed, threads)
+        grid = args.out.parent / f"{args.out.name}-grids" / f"{name}-seed{seed}.png"
+        result = train_and_evaluate(
+            args.project.resolve(), CANDIDATES[name], seed, threads, args.inception, grid
+        )
         with lock:
             runs.append({"candidate": name, "seed": seed, "jobs": args.jobs} | result)
             print(f"{name} seed {seed}: {result}", flush=True)

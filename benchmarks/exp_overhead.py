@@ -1,6 +1,6 @@
 """DVC's own time per experiment: what an experiment costs beyond its stages' work.
 
-    python benchmarks/exp_overhead.py [--clone DIR] [--runs 2] [--steps 200]
+    python benchmarks/exp_overhead.py [--clone DIR] [--runs 2] [--kimg 6.4]
 
 Works in a clone of the committed HEAD where the pipeline has run: `--clone` reuses one (e.g. the
 one `benchmarks/repro_time.py --keep` leaves), otherwise a fresh clone is made and `dvc repro`
@@ -8,7 +8,7 @@ runs first. Then it runs experiments that change only the training seed, so `tra
 `evaluate` re-run (with seeds never used before, so DVC's run cache cannot skip them) and every
 other stage is unchanged, each way DVC runs them: in the workspace
 (`dvc exp run`), in a temporary copy (`--temp`), and through the queue (`--queue`, then
-`dvc queue start`), as a sweep does. The training budget is cut to `--steps` and Inception is
+`dvc queue start`), as a sweep does. The training budget is cut to `--kimg` and Inception is
 left out of evaluate: only the time around the stages is measured here.
 
 Each experiment's wall time splits into the stages' own work (each prints `[stage] done in N s`),
@@ -56,13 +56,13 @@ def queue_output(clone: Path, name: str) -> str:
     return run(["dvc", "queue", "logs", name], clone)[1]
 
 
-def experiment(clone: Path, mode: str, seed: int, steps: int) -> tuple[float, str]:
+def experiment(clone: Path, mode: str, seed: int, kimg: float) -> tuple[float, str]:
     name = f"overhead-{mode}-{seed}"
     settings = [
         "-S",
         f"train.seed={seed}",
         "-S",
-        f"trainer.max_steps={steps}",
+        f"train.kimg={kimg}",
         "-S",
         "eval.metrics.inception_samples=0",
     ]
@@ -83,7 +83,9 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--clone", type=Path, help="a clone where the pipeline has run")
     parser.add_argument("--runs", type=int, default=2, help="experiments per way of running")
-    parser.add_argument("--steps", type=int, default=200, help="training budget per experiment")
+    parser.add_argument(
+        "--kimg", type=float, default=6.4, help="training budget per experiment (1000s of images)"
+    )
     parser.add_argument("--modes", default="workspace,temp,queue")
     args = parser.parse_args()
 
@@ -102,7 +104,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         for _ in range(args.runs):
             seed += 1
-            wall, output = experiment(clone, mode, seed, args.steps)
+            wall, output = experiment(clone, mode, seed, args.kimg)
             seconds = stage_seconds(output)
             work = sum(seconds.values())
             ran = sorted(set(RAN.findall(output)) | set(seconds))

@@ -1,4 +1,8 @@
-"""DVC stage `ingest`: source images -> data/raw (train pool) + data/reference (held out)."""
+"""DVC stage `ingest`: source images -> data/raw (train pool) + data/reference (held out).
+
+Also writes a seeded sample of the train pool as it was before any corruption
+(`data/real_sample`), the real images the `real_floor` stage measures like a generator.
+"""
 
 from dataclasses import replace
 
@@ -8,12 +12,12 @@ from hydra.utils import instantiate
 from datamatters.atomic import write_json
 from datamatters.data.contract import write_stage_data
 from datamatters.data.corrupt import inject
-from datamatters.data.ingest import ingest
+from datamatters.data.ingest import ingest, real_sample
 from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
-    args = parse_paths(__doc__, "train-out", "reference-out", "metrics")
+    args = parse_paths(__doc__, "train-out", "reference-out", "real-sample-out", "metrics")
 
     params = load_params("data", "ingest")
     data, corrupt = params["data"], params["ingest"]
@@ -27,10 +31,12 @@ def main() -> None:
         data.seed,
         data.limit,
     )
+    clean = real_sample(result.train, corrupt.real_sample, data.seed)
     train, injected = inject(result.train, corrupt.corrupt, corrupt.seed)
     result = replace(result, train=train)
     write_stage_data(args.train_out, result.train)
     write_stage_data(args.reference_out, result.reference)
+    write_stage_data(args.real_sample_out, clean)
     metrics = result.metrics() | {f"injected_{kind}": count for kind, count in injected.items()}
     write_json(args.metrics, metrics)
     log.info(

@@ -1,5 +1,6 @@
 """DVC stage `train`: fit the model chosen by `model=` on the materialised training set."""
 
+import math
 from pathlib import Path
 
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
@@ -72,11 +73,26 @@ def main() -> None:
         resume=last is not None,
     )
     trainer = instantiate(params["trainer"], logger=logger, callbacks=callbacks)
+    budget = images_budget(params["train"].kimg, params["datamodule"].batch_size, trainer)
+    trainer.fit_loop.epoch_loop.max_steps = model.optimizer_steps(budget)
     trainer.fit(model, datamodule=datamodule, ckpt_path=last, weights_only=True)
     if trainer.is_global_zero:  # under DDP every process holds the same weights: one writes
         save_checkpoint(model, OmegaConf.to_container(model_config, resolve=True), args.checkpoint)
         resume.finish(args.resume_dir, args.live_dir)
         log.info("wrote %s after %d steps", args.checkpoint, trainer.global_step)
+
+
+def images_budget(kimg: float, batch_size: int, trainer: L.Trainer) -> int:
+    """Training batches (per process) that show the model `kimg` thousand images.
+
+    The budget counts images, not optimizer steps (StyleGAN's kimg), so a GAN with several
+    discriminator steps per generator step and a flow with one step per batch see the same data;
+    each model turns batches into Lightning's step count (`optimizer_steps`). Under DDP every step
+    sees one batch per process.
+    """
+    if kimg <= 0:
+        raise ValueError(f"train.kimg must be positive, got {kimg}")
+    return max(1, math.ceil(kimg * 1000 / (batch_size * trainer.world_size)))
 
 
 def resume_point(directory: str, params: dict, inputs: list[str]) -> Path | None:

@@ -69,7 +69,8 @@ def test_quality_checks_instantiate():
 
 def test_cpu_trainer_instantiates():
     trainer = instantiate(compose_config("trainer=cpu").trainer, logger=False)
-    assert isinstance(trainer, L.Trainer) and trainer.max_steps == 2480
+    assert isinstance(trainer, L.Trainer)
+    assert trainer.max_steps == -1, "the train stage sets the steps from train.kimg"
 
 
 def test_gpu_trainer_instantiates_where_a_gpu_exists():

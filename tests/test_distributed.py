@@ -12,7 +12,7 @@ from test_resume import TRAIN_ARGS, training_project
 def test_ddp_on_two_cpu_processes_writes_one_valid_checkpoint(tmp_path) -> None:
     ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
     project = training_project(
-        tmp_path, *ddp, "trainer.max_steps=24", "train.checkpoint_every_n_steps=10"
+        tmp_path, *ddp, "train.kimg=0.384", "train.checkpoint_every_n_steps=10"
     )
     done = run_stage_script("train", TRAIN_ARGS, project)
     output = done.stdout + done.stderr

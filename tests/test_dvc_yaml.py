@@ -29,7 +29,14 @@ print(json.dumps(sorted(
 """
 # evaluate re-creates the generator and the judge from their checkpoints' configs, which are these:
 CHECKPOINT_SECTIONS = {"evaluate": ["model", "eval.judge"]}
-VARIANTS = [(), ("model=vae",), ("data=folder", "data.path=/x"), ("data=manifest",)]
+# every model option in conf/model/, so a new family's modules are checked as soon as it exists
+MODELS = sorted(path.stem for path in (ROOT / "conf" / "model").glob("*.yaml"))
+VARIANTS = [
+    (),
+    *((f"model={model}",) for model in MODELS),
+    ("data=folder", "data.path=/x"),
+    ("data=manifest",),
+]
 
 
 def imported_modules(stage: str, targets: set[str]) -> set[str]:
@@ -109,9 +116,20 @@ def test_every_metrics_file_a_stage_writes_is_declared_once():
             "augment",
             "judge",
             "evaluate",
+            "real_floor",
             "train/metrics",
         )
     }
+
+
+@pytest.mark.parametrize("stage", ["judge", "quality", "labeling", "reference_features"])
+def test_editing_a_generator_never_reruns_the_stages_that_measure_or_clean_data(stage):
+    """The generators' networks and training logic live apart from the judge's network."""
+    generator_modules = {
+        f"src/datamatters/models/{name}.py"
+        for name in ("networks", "generative", "dcgan", "vae", "flow", "unet", "diffaugment")
+    }
+    assert generator_modules.isdisjoint(DVC_YAML["stages"][stage]["deps"])
 
 
 def test_no_uncached_out_keeps_a_data_stage_from_the_run_cache():

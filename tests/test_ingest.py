@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import run_stage_script, write_image
 from datamatters.config import write_params
+from datamatters.data.contract import read_stage_data
 from datamatters.data.ingest import REFERENCE, TRAIN, ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.data.sources import FolderSource, ManifestSource
@@ -111,7 +112,8 @@ def _ingest_cli(tmp_path: Path, *overrides: str):
     write_params(tmp_path / "params.yaml", overrides, CONF)
     return run_stage_script(
         "ingest",
-        ["--train-out", "raw", "--reference-out", "ref", "--metrics", "ingest.json"],
+        ["--train-out", "raw", "--reference-out", "ref", "--real-sample-out", "real"]
+        + ["--metrics", "ingest.json"],
         tmp_path,
     )
 
@@ -287,3 +289,25 @@ def test_bad_files_get_rows_on_both_sides_and_the_reference_checks_drop_them(tmp
     bad = reference.manifest["decode_error"].notna().to_numpy()
     assert not checked.manifest["keep"][bad].any()
     assert all("undecodable" in issues for issues in checked.manifest["issues"][bad])
+
+
+def test_the_real_sample_is_the_same_bytes_whatever_corruption_is_injected(tmp_path, image_folder):
+    """The real-data floor is measured on it, so no data knob of an experiment may move it, and
+    DVC then sees an unchanged input and skips the `real_floor` stage."""
+    sizes = ("data=folder", f"data.path={image_folder}", "data.image_size=16")
+    hashes = []
+    for mixed in (0.0, 0.5):
+        run = tmp_path / f"mixed-{mixed}"
+        run.mkdir()
+        result = _ingest_cli(run, *sizes, f"ingest.corrupt.mixed={mixed}", "ingest.real_sample=6")
+        assert result.returncode == 0, result.stderr
+        real = read_stage_data(run / "real")
+        assert len(real.images) == 6 and real.manifest["split"].eq("train").all()
+        hashes.append(
+            [(run / "real" / name).read_bytes() for name in ("images.npy", "manifest.parquet")]
+        )
+    assert hashes[0] == hashes[1]
+    raw = [read_stage_data(tmp_path / f"mixed-{m}" / "raw").images for m in (0.0, 0.5)]
+    assert len(raw[0]) != len(raw[1]) or not (raw[0] == raw[1]).all(), (
+        "corruption did change the pool"
+    )

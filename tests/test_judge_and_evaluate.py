@@ -195,14 +195,14 @@ class ReplayReference(GenerativeModule):
 
     def __init__(self, reference):
         classes = [*sorted(reference.manifest["label"].unique()), "unseen"]
-        super().__init__(latent_dim=1, classes=classes, num_classes=len(classes))
+        super().__init__(latent_shape=(1,), classes=classes, num_classes=len(classes))
         ids = class_ids(reference.manifest["label"], classes)
         self.by_class = [
             torch.from_numpy(np.array(reference.images[ids == i])).permute(0, 3, 1, 2) / 255.0
             for i in range(len(classes) - 1)
         ]
 
-    def decode(self, z, labels):
+    def decode(self, z, labels, preview=False):
         blank = torch.zeros_like(self.by_class[0][0])
         picks = [
             self.by_class[c][i % len(self.by_class[c])] if c < len(self.by_class) else blank

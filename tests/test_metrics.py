@@ -11,7 +11,7 @@ import torch
 
 from datamatters.features.extract import extract, to_uint8
 from datamatters.features.judge import JudgeFeatures, JudgeLogits
-from datamatters.models.networks import JudgeNet
+from datamatters.models.judge_network import JudgeNet
 from datamatters.scores.frechet import fid
 from datamatters.scores.inception_score import inception_score
 from datamatters.scores.kid import kid

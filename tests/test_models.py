@@ -25,10 +25,10 @@ from datamatters.models.dcgan import DCGAN
 from datamatters.models.diffaugment import cutout, diff_augment, parse_policy, translation
 from datamatters.models.generative import GenerativeModule, with_classes
 from datamatters.models.judge import JudgeClassifier, accuracy
+from datamatters.models.judge_network import JudgeNet
 from datamatters.models.networks import (
     DCGANDiscriminator,
     DCGANGenerator,
-    JudgeNet,
     SNDiscriminator,
     VAEDecoder,
     VAEEncoder,
@@ -148,6 +148,47 @@ def test_dcgan_built_from_hydra_config_trains_both_networks() -> None:
     assert changed(discriminator, module.discriminator)
 
 
+@pytest.mark.parametrize("d_steps", [1, 3])
+def test_gan_steps_its_discriminator_d_steps_times_per_generator_step(d_steps: int) -> None:
+    """A budget of batches maps to Lightning's steps through the model, whatever d_steps is."""
+    L.seed_everything(0, verbose=False)
+    module = instantiate(dcgan_config() | {"d_steps": d_steps})
+    d_opt_steps = []
+    batches = 6
+    trainer = tiny_trainer(max_steps=module.optimizer_steps(batches), max_epochs=-1)
+    original = module._optimize
+
+    def counted(optimizer, loss_fn):
+        d_opt_steps.append(optimizer.optimizer is trainer.optimizers[1])
+        return original(optimizer, loss_fn)
+
+    module._optimize = counted
+    trainer.fit(module, image_loader(n=48))
+
+    assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == batches
+    assert sum(d_opt_steps) == batches
+    assert len(d_opt_steps) - sum(d_opt_steps) == batches // d_steps
+    assert int(module.average.images_seen if module.average else 0) in (0, 8 * batches)
+
+
+def test_r3gan_penalises_the_discriminator_gradient_and_trains() -> None:
+    L.seed_everything(0, verbose=False)
+    config = compose_config("model=r3gan", "model.generator.width=8", "model.discriminator.width=8")
+    module = instantiate(config.model)
+    real, fake = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 1, 32, 32) * 2 - 1
+    plain = instantiate(config.model, r1_gamma=0.0, r2_gamma=0.0)
+    plain.load_state_dict(module.state_dict())
+    penalised = module._discriminator_loss(real, fake, None)
+    assert penalised > plain._discriminator_loss(real, fake, None), "R1 + R2 add to the loss"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in module.discriminator.modules())
+    generator = snapshot(module.generator)
+    trainer = tiny_trainer(max_steps=4)
+    trainer.fit(module, image_loader())
+    assert torch.isfinite(trainer.callback_metrics["d_loss"]) and changed(
+        generator, module.generator
+    )
+
+
 def test_vae_built_from_hydra_config_trains() -> None:
     L.seed_everything(0, verbose=False)
     module = instantiate(vae_config())
@@ -253,7 +294,7 @@ def as_loader(images: np.ndarray, labels: np.ndarray, shuffle: bool) -> DataLoad
 def test_judge_built_from_hydra_config_learns_an_easy_problem(tmp_path: Path) -> None:
     L.seed_everything(0, verbose=False)
     network_config = {
-        "_target_": f"{NETWORKS}.JudgeNet",
+        "_target_": "datamatters.models.judge_network.JudgeNet",
         "channels": 1,
         "image_size": 16,
         "num_classes": 2,

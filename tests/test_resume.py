@@ -27,7 +27,7 @@ TRAIN_ARGS = stage_arguments("train")
 # 100 images in batches of 16: 6 batches, 12 optimizer steps an epoch; a checkpoint every 50
 # steps falls mid-epoch, where resuming is hardest.
 SETTINGS = [
-    "trainer.max_steps=240",
+    "train.kimg=1.92",  # 120 batches of 16: 240 GAN steps
     "datamodule.batch_size=16",
     "train.fid_samples=0",
     "train.checkpoint_every_n_steps=50",

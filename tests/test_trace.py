@@ -24,6 +24,7 @@ from datamatters.trace.experiments import (
     CHECKPOINT,
     EVALUATE,
     QUALITY,
+    REAL_FLOOR,
     TRAINING_SET,
     Experiment,
     TraceError,
@@ -58,6 +59,7 @@ def experiment(
             "fid_judge_1k_ci95_high": fid + 2,
         },
         QUALITY: {"kept_fraction": 0.9, "blur_flagged": 3},
+        REAL_FLOOR: {"fid_judge_1k": 3.3, "fid_judge_1k_ci95_low": 3.0},
     }
     training_set = f"{mixed}{filters}".replace(".", "").ljust(32, "0")  # one per configuration
     outs = {TRAINING_SET: f"{training_set}.dir", CHECKPOINT: "ab" * 16}
@@ -262,6 +264,13 @@ def test_the_markdown_shows_each_run_and_links_the_plots(sweep, tmp_path):
     for png in ("sweep_deltas_fid_judge_1k.png", "sweep_ingest.corrupt.mixed.png"):
         assert f"]({png})" in text
     assert "![" not in render_report(build_report(sweep, ["sweep"], DEFAULTS))
+    assert "the floor no model is expected to beat: `fid_judge_1k` 3.3." in text
+
+
+def test_the_real_floor_is_reported_only_when_every_experiment_shares_it(sweep):
+    assert build_report(sweep, ["sweep"], DEFAULTS).floor == {"fid_judge_1k": 3.3}
+    other = replace(sweep[0], metrics=sweep[0].metrics | {REAL_FLOOR: {"fid_judge_1k": 9.9}})
+    assert build_report([other, *sweep[1:]], ["sweep"], DEFAULTS).floor == {}
 
 
 def test_flatten_dots_nested_keys():
@@ -308,10 +317,19 @@ def test_overview_shows_the_knobs_that_differ_and_headline_metrics_named_by_stag
         "train.seed",
         "quality.kept_fraction",
         "evaluate.fid_judge_1k",
+        "real_floor.fid_judge_1k",
     ]
-    assert rows[0] == ["sweep-1", "0", "True", "True", "0", "0.9", "49 [47, 51]"]
+    assert rows[0] == ["sweep-1", "0", "True", "True", "0", "0.9", "49 [47, 51]", "3.3"]
     lines = render(header, rows).splitlines()
-    assert lines[0].split() == ["ingest", "labeling", "quality", "train", "quality", "evaluate"]
+    assert lines[0].split() == [
+        "ingest",
+        "labeling",
+        "quality",
+        "train",
+        "quality",
+        "evaluate",
+        "real_floor",
+    ]
     assert lines[1].split()[:3] == ["experiment", "corrupt.mixed", "audit.enabled"]
     assert max(map(len, lines)) < 120
     every, _ = overview_rows(sweep, every_metric=True)

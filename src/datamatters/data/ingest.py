@@ -72,6 +72,21 @@ def ingest(
     return IngestResult(train=data.select(~is_reference), reference=data.select(is_reference))
 
 
+def real_sample(train: StageData, count: int, seed: int) -> StageData:
+    """Up to `count` decodable train-pool images, chosen by `seed`, in id order.
+
+    Taken before any corruption is injected, so its content depends on the source and the split
+    alone: the real-data floor measured on it (`real_floor`) stays put whatever an experiment does
+    to the train pool, and DVC does not re-run that stage for a data knob.
+    """
+    decodable = np.flatnonzero(train.manifest["decode_error"].isna().to_numpy())
+    count = min(count, len(decodable))
+    chosen = np.sort(np.random.default_rng(seed).choice(decodable, count, replace=False))
+    mask = np.zeros(len(train.images), dtype=bool)
+    mask[chosen] = True
+    return train.select(mask)
+
+
 def balanced_head(items: list[SourceItem], limit: int) -> list[SourceItem]:
     """The first `limit` items taken round-robin across labels, so a small run keeps every class."""
     by_label: dict[str | None, list[SourceItem]] = defaultdict(list)

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from datamatters.features.extract import extract
-from datamatters.models.networks import JudgeNet, evaluating
+from datamatters.models.judge_network import JudgeNet
+from datamatters.models.layout import evaluating
 
 
 def _as_float01(images: Tensor) -> Tensor:

@@ -7,6 +7,7 @@ NVIDIA's do, so a table only ever compares like with like.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,6 @@ def evaluate_generator(
     """`cfg`: eval.metrics (num_samples, inception_samples, batch_size, kid_subset_size,
     bootstrap_rounds, prdc_k, seed). With the images the generator was trained on, also the
     share of samples that copy one of them (`memorization_judge_<n>`)."""
-    real_judge, rows = reference_cache.load(features_dir, "judge")
     labels = generator.balanced_labels(cfg.num_samples)
     fake = generate(generator, cfg.num_samples, cfg.batch_size, cfg.seed, labels)
     expected = (judge.image_size, judge.image_size, judge.channels)
@@ -52,11 +52,47 @@ def evaluate_generator(
             f"generated images are {fake.shape[1:]}, the reference's are {expected}",
             "re-run `dvc repro` so the model is trained on data of the reference's size",
         )
-    samples = cfg.num_samples
-    log.info("measuring %d generated images against %d reference rows", len(fake), len(rows))
-    fake_judge = extract(JudgeFeatures(judge), fake, cfg.batch_size)
+    measured = measure_images(fake, judge, features_dir, cfg, training_images)
+    scores = measured.scores
+    if labels is not None:
+        scores |= conditional_metrics(
+            generator.classes,
+            labels.numpy(),
+            measured.judge_features,
+            measured.judge_logits,
+            measured.reference_judge,
+            measured.rows,
+            cfg.num_samples,
+        )
+    return scores
+
+
+@dataclass
+class Measured:
+    """The scores of a set of images, with the judge's view of them for further metrics."""
+
+    scores: dict
+    judge_features: np.ndarray
+    judge_logits: np.ndarray
+    reference_judge: np.ndarray
+    rows: pd.DataFrame
+
+
+def measure_images(
+    images: np.ndarray,
+    judge: nn.Module,
+    features_dir: str | Path,
+    cfg: DictConfig,
+    training_images: np.ndarray | None = None,
+) -> Measured:
+    """Every metric of uint8 N×H×W×C images against the reference features, named by extractor
+    and count: generated images (evaluate) and real ones (the real-data floor) alike."""
+    real_judge, rows = reference_cache.load(features_dir, "judge")
+    samples = len(images)
+    log.info("measuring %d images against %d reference rows", samples, len(rows))
+    fake_judge = extract(JudgeFeatures(judge), images, cfg.batch_size)
     scores = _named(feature_metrics(real_judge, fake_judge, cfg), "judge", samples)
-    fake_logits = extract(JudgeLogits(judge), fake, cfg.batch_size)
+    fake_logits = extract(JudgeLogits(judge), images, cfg.batch_size)
     is_mean, is_std = inception_score(fake_logits, cfg.seed)
     scores |= _named({"is_mean": is_mean, "is_std": is_std}, "judge", samples)
     if training_images is not None:
@@ -65,17 +101,13 @@ def evaluate_generator(
         scores |= _named({"memorization": copies}, "judge", samples)
     if cfg.inception_samples:
         real_inception, _ = reference_cache.load(features_dir, "inception")
-        count = min(cfg.inception_samples, len(fake))
-        log.info("Inception features of %d generated images", count)
-        fake_inception = extract(InceptionFeatures().to(_device(judge)), fake[:count], 50)
+        count = min(cfg.inception_samples, samples)
+        log.info("Inception features of %d images", count)
+        fake_inception = extract(InceptionFeatures().to(_device(judge)), images[:count], 50)
         scores |= _named(feature_metrics(real_inception, fake_inception, cfg), "inception", count)
     scores = {name: round(value, 6) for name, value in scores.items()}
-    scores |= {"generated_images": len(fake), "reference_images": len(rows)}
-    if labels is not None:
-        scores |= conditional_metrics(
-            generator.classes, labels.numpy(), fake_judge, fake_logits, real_judge, rows, samples
-        )
-    return scores
+    scores |= {"generated_images": samples, "reference_images": len(rows)}
+    return Measured(scores, fake_judge, fake_logits, real_judge, rows)
 
 
 def feature_metrics(real: np.ndarray, fake: np.ndarray, cfg: DictConfig) -> dict[str, float]:

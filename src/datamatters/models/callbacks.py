@@ -15,7 +15,7 @@ from datamatters.features.extract import extract, to_uint8
 from datamatters.features.judge import JudgeFeatures
 from datamatters.metrics.names import MetricName
 from datamatters.models.generative import GenerativeModule
-from datamatters.models.networks import JudgeNet
+from datamatters.models.judge_network import JudgeNet
 from datamatters.scores.frechet import fid
 
 
@@ -85,7 +85,8 @@ class EpochFID(L.Callback):
     """Judge FID after every training epoch: the curve of output quality over training.
 
     Cheap enough to run each epoch (a few hundred samples through the small judge, against the
-    reference features of the `reference_features` stage); logged through the trainer's logger,
+    reference features of the `reference_features` stage; drawn with `preview=True`, so a flow
+    integrates with its fewer `preview_steps`); logged through the trainer's logger,
     so DVCLive writes it beside the losses and `dvc plots` draws it.
     """
 
@@ -101,6 +102,6 @@ class EpochFID(L.Callback):
         if not isinstance(pl_module, GenerativeModule):
             raise TypeError(f"EpochFID needs a GenerativeModule, got {type(pl_module).__name__}")
         self.extractor.to(pl_module.device)
-        fake = to_uint8(pl_module.sample(self.num_samples, seed=EPOCH_FID_SEED))
+        fake = to_uint8(pl_module.sample(self.num_samples, seed=EPOCH_FID_SEED, preview=True))
         value = fid(self.reference, extract(self.extractor, fake))
         pl_module.log(self.name, value, on_step=False, on_epoch=True)

@@ -1,4 +1,4 @@
-"""GAN training logic around plain generator and discriminator networks: DCGAN and SNGAN."""
+"""GAN training logic around plain generator and discriminator networks: DCGAN, SNGAN, R3GAN."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ class DCGAN(GenerativeModule):
     the class of each image, and fakes are drawn for the classes of the real batch. `diffaugment`
     (e.g. `[translation, cutout]`) augments what the discriminator sees of reals and fakes alike, in
     both steps (see `diffaugment.py`).
+
+    `d_steps` discriminator steps per generator step, each on its own batch (Miyato et al. 2018
+    take 5): the budget counts images, so more of them means fewer generator steps, not more data.
     """
 
     def __init__(
@@ -38,8 +41,13 @@ class DCGAN(GenerativeModule):
         num_classes: int | None = None,
         ema: Mapping[str, Any] | None = None,
         diffaugment: Sequence[str] | None = None,
+        d_steps: int = 1,
     ) -> None:
-        super().__init__(latent_dim, classes, num_classes, ema)
+        super().__init__((latent_dim,), classes, num_classes, ema)
+        if d_steps < 1:
+            raise ValueError(f"model.d_steps must be at least 1, got {d_steps}")
+        self.d_steps = d_steps
+        self.latent_dim = latent_dim
         self.augmentations = parse_policy(diffaugment)
         # class names, the ema settings and the augmentations stay out of the logged
         # hyperparameters (config nodes DVCLive cannot log); params.yaml and the checkpoint
@@ -62,13 +70,21 @@ class DCGAN(GenerativeModule):
         self.d_optimizer = d_optimizer
         self.average_weights_of("generator")
 
-    def render(self, network: nn.Module, z: Tensor, labels: Tensor | None) -> Tensor:
+    def render(
+        self, network: nn.Module, z: Tensor, labels: Tensor | None, preview: bool = False
+    ) -> Tensor:
         return (network(z, labels) + 1.0) / 2.0
+
+    def optimizer_steps(self, batches: int) -> int:
+        """A discriminator step per batch, a generator step every `d_steps` batches."""
+        return batches + batches // self.d_steps
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         images, labels = batch
         condition = labels if self.conditional else None
         real = images * 2.0 - 1.0
+        # the step count restores on resume, so the step pattern resumes where it stopped
+        generator_turn = self.global_step % (self.d_steps + 1) == self.d_steps - 1
         z = torch.randn(real.shape[0], self.latent_dim, device=self.device, dtype=real.dtype)
         fake = self.generator(z, condition)
         g_opt, d_opt = self.optimizers()
@@ -78,14 +94,13 @@ class DCGAN(GenerativeModule):
                 self._seen(real), self._seen(fake.detach()), condition
             ),
         )
-        g_loss = self._optimize(g_opt, lambda: self._generator_loss(self._seen(fake), condition))
-        self.update_average(real.shape[0])
-        self.log_dict(
-            {"g_loss": g_loss, "d_loss": d_loss},
-            on_step=True,
-            on_epoch=True,
-            batch_size=real.shape[0],
-        )
+        losses = {"d_loss": d_loss}
+        if generator_turn:
+            losses["g_loss"] = self._optimize(
+                g_opt, lambda: self._generator_loss(self._seen(fake), real, condition)
+            )
+            self.update_average(real.shape[0] * self.d_steps)
+        self.log_dict(losses, on_step=True, on_epoch=True, batch_size=real.shape[0])
 
     def _seen(self, images: Tensor) -> Tensor:
         """Images as the discriminator sees them: through DiffAugment when it is on."""
@@ -108,7 +123,7 @@ class DCGAN(GenerativeModule):
             real_logits, torch.ones_like(real_logits)
         ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
-    def _generator_loss(self, fake: Tensor, labels: Tensor | None) -> Tensor:
+    def _generator_loss(self, fake: Tensor, real: Tensor, labels: Tensor | None) -> Tensor:
         """Non-saturating loss: maximise log D(G(z)), which keeps gradients alive early on."""
         logits = self.discriminator(fake, labels)
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
@@ -134,5 +149,38 @@ class SNGAN(DCGAN):
             + F.relu(1.0 + self.discriminator(fake, labels)).mean()
         )
 
-    def _generator_loss(self, fake: Tensor, labels: Tensor | None) -> Tensor:
+    def _generator_loss(self, fake: Tensor, real: Tensor, labels: Tensor | None) -> Tensor:
         return -self.discriminator(fake, labels).mean()
+
+
+class R3GAN(DCGAN):
+    """The relativistic pairing GAN with R1 and R2 penalties of Huang et al. 2024 (R3GAN).
+
+    Each fake is judged against a real (softplus of the logit difference), which removes the
+    mode-dropping optimum of the classic loss; R1 and R2 penalise the discriminator's gradient on
+    reals and on fakes, which makes the pair converge locally. Pair it with a discriminator
+    without normalisation (`DCGANDiscriminator(norm=false)`) and Adam beta1 0, as the paper does.
+    """
+
+    def __init__(self, *args: Any, r1_gamma: float = 0.1, r2_gamma: float = 0.1, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.r1_gamma, self.r2_gamma = r1_gamma, r2_gamma
+
+    def _discriminator_loss(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> Tensor:
+        real = real.detach().requires_grad_(self.r1_gamma > 0)
+        fake = fake.detach().requires_grad_(self.r2_gamma > 0)
+        real_logits = self.discriminator(real, labels)
+        fake_logits = self.discriminator(fake, labels)
+        loss = F.softplus(fake_logits - real_logits).mean()
+        for gamma, images, logits in (
+            (self.r1_gamma, real, real_logits),
+            (self.r2_gamma, fake, fake_logits),
+        ):
+            if gamma > 0:
+                (grad,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
+                loss = loss + gamma / 2 * grad.square().sum(dim=(1, 2, 3)).mean()
+        return loss
+
+    def _generator_loss(self, fake: Tensor, real: Tensor, labels: Tensor | None) -> Tensor:
+        real_logits = self.discriminator(self._seen(real), labels)
+        return F.softplus(real_logits - self.discriminator(fake, labels)).mean()

@@ -1,7 +1,13 @@
-"""The interface every generative model offers to the evaluate stage and the callbacks."""
+"""The seam every generative model offers: `generate`, whatever its latents and sampler.
+
+Grids, the per-epoch FID, the evaluate stage, `datamatters sample` and export all call
+`generate` (or `sample`, its seeded convenience), so none of them cares whether a model draws an
+image in one network call (a GAN, a VAE's decoder) or integrates an ODE over tens (a flow).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,14 +17,17 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from datamatters.models.averaging import WeightAverage
-from datamatters.models.networks import evaluating
+from datamatters.models.layout import evaluating
 
 FIXED_NOISE_SIZE = 64
 FIXED_NOISE_SEED = 0
 
 
 class GenerativeModule(L.LightningModule):
-    """Base class: subclasses map latents (and class ids) to images in `decode`; sampling is shared.
+    """Base class: subclasses say how noise becomes images (`render`); generating is shared.
+
+    `latent_shape` is the noise of one image: `(latent_dim,)` for a GAN or a VAE's decoder, the
+    image's own C×H×W for a flow. The module owns it, so callers ask for images, never latents.
 
     `classes` (names, in class-id order) makes a model conditional: it is given a class id per
     image and the evaluate stage checks that it draws the class it was asked for. The train stage
@@ -38,7 +47,7 @@ class GenerativeModule(L.LightningModule):
 
     def __init__(
         self,
-        latent_dim: int,
+        latent_shape: Sequence[int],
         classes: Sequence[str] | None = None,
         num_classes: int | None = None,
         ema: Mapping[str, Any] | None = None,
@@ -46,7 +55,7 @@ class GenerativeModule(L.LightningModule):
         super().__init__()
         self.ema_config = dict(ema or {"enabled": False})
         self.average: WeightAverage | None = None
-        self.latent_dim = latent_dim
+        self.latent_shape = tuple(int(size) for size in latent_shape)
         self.classes = [str(c) for c in classes] if classes else []
         if len(self.classes) != (num_classes or 0):
             raise ValueError(
@@ -55,8 +64,13 @@ class GenerativeModule(L.LightningModule):
             )
         generator = torch.Generator().manual_seed(FIXED_NOISE_SEED)
         self.register_buffer(
-            "fixed_noise", torch.randn(FIXED_NOISE_SIZE, latent_dim, generator=generator)
+            "fixed_noise", torch.randn(FIXED_NOISE_SIZE, *self.latent_shape, generator=generator)
         )
+
+    def optimizer_steps(self, batches: int) -> int:
+        """Lightning's step count after `batches` training batches, so a budget of images maps
+        to `max_steps`; one optimizer step per batch unless a subclass steps more."""
+        return batches
 
     def average_weights_of(self, sampler: str) -> None:
         """Name the attribute of the network samples come from; with `ema` enabled, average it."""
@@ -82,26 +96,34 @@ class GenerativeModule(L.LightningModule):
         """Class ids 0, 1, ..., C-1, 0, 1, ... for `n` images; None for an unconditional model."""
         return torch.arange(n) % len(self.classes) if self.conditional else None
 
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Map latents N×latent_dim (and class ids N) to images N×C×H×W in [0, 1]."""
-        return self.render(self.sampling_network(), z, labels)
+    def decode(self, z: Tensor, labels: Tensor | None = None, preview: bool = False) -> Tensor:
+        """Map noise N×`latent_shape` (and class ids N) to images N×C×H×W in [0, 1]."""
+        return self.render(self.sampling_network(), z, labels, preview)
 
-    def render(self, network: nn.Module, z: Tensor, labels: Tensor | None) -> Tensor:
-        """Images in [0, 1] from `network` (the sampler or its average), as the model maps them."""
+    def render(
+        self, network: nn.Module, z: Tensor, labels: Tensor | None, preview: bool = False
+    ) -> Tensor:
+        """Images in [0, 1] from `network` (the sampler or its average), as the model maps them.
+
+        `preview` asks for a cheaper draw for monitoring during training (a flow integrates with
+        fewer steps); a one-call generator ignores it.
+        """
         raise NotImplementedError
 
-    def sample(
+    def generate(
         self,
         n: int,
-        seed: int | None = None,
+        labels: Tensor | Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+        *,
         batch_size: int = 256,
-        labels: Tensor | None = None,
+        preview: bool = False,
     ) -> Tensor:
-        """`n` images in [0, 1], on the CPU; with a seed they depend on the weights alone.
+        """`n` images in [0, 1] on the CPU: the one way anything draws from a model.
 
-        A conditional model draws `labels` (default: balanced over its classes). Latents are drawn
-        on the CPU so a seed gives the same images on any device; batching bounds memory when the
-        evaluate stage asks for tens of thousands of samples.
+        A conditional model draws `labels` (default: balanced over its classes). The noise is
+        drawn at once on the CPU from `generator`, so a seeded generator gives the same images on
+        any device and for any `batch_size`, which only bounds memory.
         """
         if n < 1:
             raise ValueError(f"n must be positive, got {n}")
@@ -110,26 +132,37 @@ class GenerativeModule(L.LightningModule):
                 f"labels: give {n} class ids to a conditional model, none to an unconditional one"
             )
         labels = self.balanced_labels(n) if labels is None else torch.as_tensor(labels)
+        z = torch.randn(n, *self.latent_shape, generator=generator)
+        batches = range(math.ceil(n / batch_size))
+        return torch.cat([self._render_batch(z, labels, i, batch_size, preview) for i in batches])
+
+    def sample(
+        self,
+        n: int,
+        seed: int | None = None,
+        batch_size: int = 256,
+        labels: Tensor | Sequence[int] | None = None,
+        preview: bool = False,
+    ) -> Tensor:
+        """`generate` with a seed: the images then depend on the weights alone."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = torch.randn(n, self.latent_dim, generator=generator)
-        starts = range(0, n, batch_size)
-        return torch.cat(
-            [self._generate(z[s : s + batch_size], _slice(labels, s, batch_size)) for s in starts]
-        )
+        return self.generate(n, labels, generator, batch_size=batch_size, preview=preview)
 
-    def sample_fixed(self) -> Tensor:
+    def sample_fixed(self, preview: bool = False) -> Tensor:
         """Images in [0, 1] from `fixed_noise`, comparable across epochs and experiments."""
-        return self._generate(self.fixed_noise, self.balanced_labels(len(self.fixed_noise)))
+        labels = self.balanced_labels(len(self.fixed_noise))
+        return self._render_batch(self.fixed_noise, labels, 0, len(self.fixed_noise), preview)
 
-    def _generate(self, z: Tensor, labels: Tensor | None) -> Tensor:
-        """Decode with BatchNorm running statistics, so an image depends on its latent alone."""
+    def _render_batch(
+        self, z: Tensor, labels: Tensor | None, index: int, size: int, preview: bool
+    ) -> Tensor:
+        """Batch `index` of the noise, decoded with BatchNorm running statistics, so an image
+        depends on its noise alone."""
+        part = slice(index * size, (index + 1) * size)
         with evaluating(self):
-            labels = None if labels is None else labels.to(self.device)
-            return self.decode(z.to(self.device, self.dtype), labels).clamp(0.0, 1.0).cpu()
-
-
-def _slice(labels: Tensor | None, start: int, size: int) -> Tensor | None:
-    return None if labels is None else labels[start : start + size]
+            condition = None if labels is None else labels[part].to(self.device)
+            images = self.decode(z[part].to(self.device, self.dtype), condition, preview)
+            return images.clamp(0.0, 1.0).cpu()
 
 
 def with_classes(model_config: DictConfig, classes: Sequence[str]) -> DictConfig:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from datamatters.features.extract import extract
 from datamatters.features.judge import JudgeLogits
-from datamatters.models.networks import JudgeNet
+from datamatters.models.judge_network import JudgeNet
 from datamatters.models.progress import EpochSummary
 
 

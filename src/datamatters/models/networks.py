@@ -1,65 +1,19 @@
-"""Plain networks for the generative models and the judge; the training logic lives elsewhere.
+"""Plain networks for the GANs and the VAE; the training logic lives elsewhere.
 
-All networks share one layout rule (`scale_layout`): an image of side S is reached from a small
-base grid by doubling its side `num_scales` times. Choosing the layout from the image size, not
-from a per-size table, lets the same config train on 28×28 MNIST, 32×32 and 64×64 folders.
+Every network follows the layout rule of `layout.py` (a base grid doubled per scale), so one
+config trains on 28×28, 32×32 and 64×64 images.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import pairwise
-from numbers import Integral
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-MIN_SIZE = 8
-MIN_BASE = 4
-MAX_WIDTH_MULTIPLIER = 8
-
-
-def scale_layout(image_size: int) -> tuple[int, int]:
-    """Return `(num_scales, base)` with `base * 2**num_scales == image_size`.
-
-    Takes at least two doublings, and more while the base grid stays at least 4 pixels wide:
-    28 -> 7·2², 32 -> 4·2³, 64 -> 4·2⁴. Hence sides must be multiples of 4 (and at least 8,
-    the smallest size the ingest stage accepts).
-    """
-    if not isinstance(image_size, Integral) or image_size < MIN_SIZE or image_size % 4:
-        raise ValueError(
-            f"image_size must be a multiple of 4 and at least {MIN_SIZE} (e.g. 28, 32, 64), "
-            f"got {image_size!r}; set data.image_size to a supported size"
-        )
-    image_size = int(image_size)
-    num_scales = 2
-    while image_size % 2 ** (num_scales + 1) == 0 and image_size >> (num_scales + 1) >= MIN_BASE:
-        num_scales += 1
-    return num_scales, image_size >> num_scales
-
-
-@contextmanager
-def evaluating(module: nn.Module) -> Iterator[nn.Module]:
-    """Run `module` in eval mode without gradients, then restore every submodule's own mode.
-
-    Sampling and measuring happen in the middle of training (callbacks, validation), which must
-    not leave BatchNorm frozen or flip submodules a caller had deliberately put in eval mode.
-    """
-    modes = {sub: sub.training for sub in module.modules()}
-    module.eval()
-    try:
-        with torch.no_grad():
-            yield module
-    finally:
-        for sub, training in modes.items():
-            sub.training = training
-
-
-def _widths(width: int, num_scales: int) -> list[int]:
-    """Channel widths from the finest scale to the coarsest, doubling per scale up to 8x."""
-    return [width * min(2**i, MAX_WIDTH_MULTIPLIER) for i in range(num_scales)]
+from datamatters.models.layout import scale_layout
+from datamatters.models.layout import widths as _widths
 
 
 def _dcgan_init(module: nn.Module) -> None:
@@ -144,15 +98,24 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """DCGAN discriminator returning logits, so the loss can use the stable BCE-with-logits."""
+    """DCGAN discriminator returning logits, so the loss can use the stable BCE-with-logits.
+
+    `norm=False` drops BatchNorm, for losses with gradient penalties (R3GAN), whose per-image
+    gradients BatchNorm would mix across the batch.
+    """
 
     def __init__(
-        self, channels: int, image_size: int, width: int = 64, num_classes: int = 0
+        self,
+        channels: int,
+        image_size: int,
+        width: int = 64,
+        num_classes: int = 0,
+        norm: bool = True,
     ) -> None:
         super().__init__()
         num_scales, base = scale_layout(image_size)
         self.num_classes = num_classes
-        self.features = _downsampler(channels + num_classes, image_size, width, norm=True)
+        self.features = _downsampler(channels + num_classes, image_size, width, norm=norm)
         self.head = nn.Conv2d(_widths(width, num_scales)[-1], 1, base, 1, 0)
         self.apply(_dcgan_init)
 
@@ -221,44 +184,3 @@ class VAEDecoder(nn.Module):
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.net(with_labels(z, labels, self.num_classes))
-
-
-class JudgeNet(nn.Module):
-    """Small domain classifier whose penultimate activations replace Inception features.
-
-    Inception was trained on 299×299 photographs; a classifier trained on the reference split
-    itself gives features that separate what matters in this domain (e.g. digit identity).
-    """
-
-    def __init__(
-        self,
-        channels: int,
-        image_size: int,
-        num_classes: int,
-        feature_dim: int = 128,
-        width: int = 32,
-    ) -> None:
-        super().__init__()
-        num_scales, base = scale_layout(image_size)
-        widths = [width, *_widths(width, num_scales)]
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, 1, 1, bias=False)]
-        for c_in, c_out in pairwise(widths):
-            layers += [
-                nn.BatchNorm2d(c_in),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False),
-            ]
-        layers += [nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True), nn.Flatten()]
-        self.trunk = nn.Sequential(*layers)
-        self.embed = nn.Sequential(
-            nn.Linear(widths[-1] * base * base, feature_dim), nn.ReLU(inplace=True)
-        )
-        self.classifier = nn.Linear(feature_dim, num_classes)
-        self.feature_dim = feature_dim
-        self.channels, self.image_size = channels, image_size  # what it must be shown
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.embed(self.trunk(x))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x))

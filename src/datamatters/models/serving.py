@@ -29,7 +29,11 @@ PARITY_SEED = 0
 
 
 class SamplingGraph(nn.Module):
-    """latents N×latent_dim (and class ids N) -> images N×C×H×W in [0, 1], frozen for export."""
+    """noise N×latent_shape (and class ids N) -> images N×C×H×W in [0, 1], frozen for export.
+
+    A model whose sampler loops over its network (a flow's ODE steps) is traced with the loop
+    unrolled at its configured number of steps, so the exported graph is the whole sampler.
+    """
 
     def __init__(self, model: GenerativeModule) -> None:
         super().__init__()
@@ -95,6 +99,8 @@ def export(model: GenerativeModule, out_dir: str | os.PathLike[str]) -> ExportRe
         # TorchScript is deprecated upstream in favour of torch.export, but it is still what a
         # libtorch (C++) server loads
         warnings.filterwarnings("ignore", message=r".*torch\.jit\..* is deprecated")
+        # GroupNorm's shape check (a flow's UNet) holds for any batch: the trace stays general
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         expected = graph(*inputs).numpy()
         traced = torch.jit.freeze(torch.jit.trace(graph, inputs))
     script_path, onnx_path = out_dir / "generator.ts", out_dir / "generator.onnx"
@@ -107,6 +113,7 @@ def export(model: GenerativeModule, out_dir: str | os.PathLike[str]) -> ExportRe
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with atomic_path(onnx_path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+        warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
         torch.onnx.export(
             graph,
             inputs,
@@ -139,6 +146,6 @@ def export(model: GenerativeModule, out_dir: str | os.PathLike[str]) -> ExportRe
 def parity_inputs(model: GenerativeModule) -> tuple[Tensor, ...]:
     """The latents (and balanced class ids) every export is checked on."""
     generator = torch.Generator().manual_seed(PARITY_SEED)
-    z = torch.randn(PARITY_SAMPLES, model.latent_dim, generator=generator)
+    z = torch.randn(PARITY_SAMPLES, *model.latent_shape, generator=generator)
     labels = model.balanced_labels(PARITY_SAMPLES)
     return (z,) if labels is None else (z, labels)

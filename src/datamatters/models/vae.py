@@ -33,7 +33,8 @@ class VAE(GenerativeModule):
         num_classes: int | None = None,
         ema: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(latent_dim, classes, num_classes, ema)
+        super().__init__((latent_dim,), classes, num_classes, ema)
+        self.latent_dim = latent_dim
         self.save_hyperparameters(ignore=["encoder", "decoder", "optimizer", "classes", "ema"])
         self.encoder = encoder
         self.decoder = decoder
@@ -41,7 +42,9 @@ class VAE(GenerativeModule):
         self.kl_weight = kl_weight
         self.average_weights_of("decoder")
 
-    def render(self, network: nn.Module, z: Tensor, labels: Tensor | None) -> Tensor:
+    def render(
+        self, network: nn.Module, z: Tensor, labels: Tensor | None, preview: bool = False
+    ) -> Tensor:
         return torch.sigmoid(network(z, labels))
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:

@@ -20,8 +20,8 @@ from datamatters.pipeline import metrics_file, outputs
 # What the trace reads of each experiment, at the paths dvc.yaml declares: the outputs that say
 # which data a model saw and which model it was (their dvc.lock hashes), and the metrics files.
 TRAINING_SET, CHECKPOINT = outputs("augment")[0], outputs("train")[0]
-QUALITY, LABELING, AUGMENT, EVALUATE = (
-    metrics_file(stage) for stage in ("quality", "labeling", "augment", "evaluate")
+QUALITY, LABELING, AUGMENT, EVALUATE, REAL_FLOOR = (
+    metrics_file(stage) for stage in ("quality", "labeling", "augment", "evaluate", "real_floor")
 )
 SET_MEMBER = re.compile(r"^(?P<set>.+)-(?P<index>\d+)$")
 EXP_REF = re.compile(r"^refs/exps/([0-9a-f]{2})/([0-9a-f]{38})/[^/]+$")

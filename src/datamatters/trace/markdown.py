@@ -44,7 +44,7 @@ def _header(report: TraceReport) -> list[str]:
             "t x SD x sqrt(1/n1 + 1/n2), excludes zero; t is taken at 1 - 0.025/m for a set of m "
             "comparisons (Bonferroni), so the intervals hold at 95% for the whole set at once."
         )
-    return [
+    lines = [
         "# Trace: data quality to output quality",
         "",
         f"Written by `{command}` from {report.experiment_count} finished experiments "
@@ -54,6 +54,15 @@ def _header(report: TraceReport) -> list[str]:
         noise_line,
         "",
     ]
+    floor = [f"`{m}` {_num(report.floor[m], _digits(m))}" for m in metrics if m in report.floor]
+    if floor:
+        lines += [
+            "Real data under the same protocol (`real_floor`: clean train-pool images measured "
+            f"as a generator's samples are), the floor no model is expected to beat: "
+            f"{', '.join(floor)}.",
+            "",
+        ]
+    return lines
 
 
 def _repeats_lines(repeats: Sequence[Repeat]) -> list[str]:

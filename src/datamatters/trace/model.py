@@ -33,6 +33,7 @@ from datamatters.trace.experiments import (
     EVALUATE,
     LABELING,
     QUALITY,
+    REAL_FLOOR,
     TRAINING_SET,
     Experiment,
     TraceError,
@@ -135,6 +136,7 @@ class TraceReport:
     outputs: list[str]  # every output metric of the experiments
     experiment_count: int
     noise: dict[str, Noise]  # training noise per output metric, pooled over all sets
+    floor: dict[str, float]  # what real images score under the same protocol (`real_floor`)
     repeats: list[Repeat]
     sets: list[SetReport]
 
@@ -167,11 +169,26 @@ def build_report(
         outputs=outputs,
         experiment_count=len(members),
         noise=noise,
+        floor=real_floor(members, outputs),
         repeats=[_repeat(original, repeat) for original, repeat in repeats],
         sets=[
             _set_report(name, exps, defaults, metrics, outputs, noise) for name, exps in resolved
         ],
     )
+
+
+def real_floor(experiments: Iterable[Experiment], metrics: Sequence[str]) -> dict[str, float]:
+    """Each output metric's real-data floor, where every experiment recorded the same one.
+
+    The floor depends on the source and the split alone, so experiments of one project share it;
+    one that differs (another data source) would make a single floor misleading, so it is left out.
+    """
+    floor = {}
+    for metric in metrics:
+        values = {exp.metric(REAL_FLOOR, metric) for exp in experiments}
+        if len(values) == 1 and None not in values:
+            floor[metric] = values.pop()
+    return floor
 
 
 def output_metrics(experiments: Iterable[Experiment]) -> list[str]:

@@ -19,20 +19,20 @@ from datamatters.trace.compare import bound_names
 from datamatters.trace.experiments import Experiment
 
 # What a data-quality comparison reads first: what the data stages kept, then output quality at
-# the default sample counts. An FID is shown with its bootstrap interval, `74.7 [70.9, 81.5]`.
+# the default sample counts, then what real images score there (the floor). An FID is shown with
+# its bootstrap interval, `74.7 [70.9, 81.5]`.
+OUTPUT_HEADLINE = (
+    MetricName("fid", "judge", 1000),
+    MetricName("fid", "inception", 500),
+    MetricName("precision", "judge", 1000),
+    MetricName("recall", "judge", 1000),
+)
 HEADLINE = (
     "quality.kept_fraction",
     "labeling.label_issues",
     "augment.training_images",
-    *(
-        f"evaluate.{name}"
-        for name in (
-            MetricName("fid", "judge", 1000),
-            MetricName("fid", "inception", 500),
-            MetricName("precision", "judge", 1000),
-            MetricName("recall", "judge", 1000),
-        )
-    ),
+    *(f"evaluate.{name}" for name in OUTPUT_HEADLINE),
+    *(f"real_floor.{name}" for name in OUTPUT_HEADLINE[:2]),
 )
 # Params that change on every run without being a knob.
 NOT_KNOBS = ("hydra.",)
