@@ -42,6 +42,7 @@ STAGES = {
     "reference_features",
     "train",
     "evaluate",
+    "real_floor",
 }
 
 
@@ -63,6 +64,8 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
     assert judge["classes"] == 10 and 0.0 <= judge["accuracy_holdout"] <= 1.0
     assert (project / "plots" / "samples.png").stat().st_size > 0
     assert "fid_judge_100" in sh(project, "dvc", "metrics", "show")
+    floor = json.loads((project / "metrics" / "real_floor.json").read_text())
+    assert floor["generated_images"] == 100 and floor["fid_judge_100"] < metrics["fid_judge_100"]
 
 
 def test_noop_repro_runs_nothing(project):
@@ -80,6 +83,7 @@ ORDER = [
     "reference_features",
     "train",
     "evaluate",
+    "real_floor",
 ]
 
 
@@ -176,6 +180,9 @@ def test_sweep_trace_lineage_both_ways_and_plots_diff(project):
     report = (project / "reports" / "trace.md").read_text()
     assert all(f"| grid-{i} |" in report for i in range(1, 5))
     assert "training noise unmeasured" in report or "within sampling noise" in report
+    assert "the floor no model is expected to beat: `fid_judge_100`" in report, (
+        "every run of the grid, corrupted or not, shares one real-data floor"
+    )
     assert (project / "reports" / "grid_ingest.corrupt.mixed.png").stat().st_size > 0
     rev = sh(
         project, "git", "for-each-ref", "--format=%(objectname)", "refs/exps/*/*/grid-3"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from torch.optim import Optimizer
 from datamatters.models.diffaugment import diff_augment, parse_policy
 from datamatters.models.generative import GenerativeModule
 
+log = logging.getLogger("datamatters")
 OptimizerFactory = Callable[[Iterable[Parameter]], Optimizer]
 
 
@@ -141,7 +143,16 @@ class SNGAN(DCGAN):
     Pair it with `networks.SNDiscriminator` (`model=sngan`; `model=csngan` conditions it through
     a projection head, Miyato and Koyama 2018). Spectral normalisation bounds the discriminator's
     Lipschitz constant, which keeps its gradients informative and training steadier than DCGAN's.
+    At this project's CPU budgets it does not train: it collapses to a few modes with the DCGAN
+    settings and with the published ones (docs/generators.md), so it says so when it starts.
     """
+
+    def on_fit_start(self) -> None:
+        log.warning(
+            "model=sngan collapsed at the default budget in every measured run (benchmarks/"
+            "candidates.py: judge FID 346-890, recall near 0); it is offered for long runs on a "
+            "GPU. For a model that trains here use model=dcgan (docs/generators.md)"
+        )
 
     def _discriminator_loss(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> Tensor:
         return (
