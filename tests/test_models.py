@@ -454,6 +454,14 @@ def test_weight_average_follows_the_half_life_rule() -> None:
         WeightAverage(network, half_life_images=0)
 
 
+def test_sngan_says_when_it_starts_that_it_does_not_train_at_this_budget(caplog) -> None:
+    cfg = compose_config("model=sngan", "model.generator.width=8", "model.discriminator.width=8")
+    with caplog.at_level(logging.WARNING, logger="datamatters"):
+        tiny_trainer(max_steps=2).fit(instantiate(cfg.model), image_loader())
+    assert "model=sngan collapsed at the default budget" in caplog.text
+    assert "model=dcgan" in caplog.text
+
+
 def test_sngan_discriminator_is_spectrally_normalised_with_a_projection_head() -> None:
     net = SNDiscriminator(3, 32, width=8, num_classes=4)
     x, labels = torch.randn(5, 3, 32, 32), torch.tensor([0, 1, 2, 3, 0])

@@ -106,6 +106,12 @@ def killed_after(project: Path, command: list[str], delay: float) -> bool:
         return False
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    # DVC rewrites its own lock file (.dvc/tmp/rwlock) in place; a kill mid-write leaves it empty
+    # and every later DVC command refuses to start until it is removed, as a user would remove it.
+    # That file is DVC's, not a stage output, so clearing it hides nothing this test checks.
+    rwlock = project / ".dvc" / "tmp" / "rwlock"
+    if rwlock.is_file() and not rwlock.read_text().strip():
+        rwlock.unlink()
     return True
 
 
