@@ -80,6 +80,9 @@ def main() -> None:
                 *args.overrides,
             ],
         )
+        # DVCLive in the train stage reads the repository's HEAD: give the scratch repo one
+        run(["git", "add", "-A"], project)
+        run(["git", "commit", "-qm", "scratch project"], project)
         _, output = run(["dvc", "repro", "evaluate"], project)
         metrics = json.loads((project / "metrics" / "evaluate.json").read_text())
         results[model] = stability(fid_curve(project)) | {
