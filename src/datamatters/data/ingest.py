@@ -73,7 +73,10 @@ def ingest(
 
 
 def real_sample(train: StageData, count: int, seed: int) -> StageData:
-    """Up to `count` decodable train-pool images, chosen by `seed`, in id order.
+    """Up to `count` decodable train-pool images, chosen by `seed`, in the seeded draw's order.
+
+    Not in id order: a source listed class by class would then put a few classes first, and
+    metrics that read only the first N images (Inception's) would see those classes alone.
 
     Taken before any corruption is injected, so its content depends on the source and the split
     alone: the real-data floor measured on it (`real_floor`) stays put whatever an experiment does
@@ -81,10 +84,8 @@ def real_sample(train: StageData, count: int, seed: int) -> StageData:
     """
     decodable = np.flatnonzero(train.manifest["decode_error"].isna().to_numpy())
     count = min(count, len(decodable))
-    chosen = np.sort(np.random.default_rng(seed).choice(decodable, count, replace=False))
-    mask = np.zeros(len(train.images), dtype=bool)
-    mask[chosen] = True
-    return train.select(mask)
+    chosen = np.random.default_rng(seed).choice(decodable, count, replace=False)
+    return StageData(train.images[chosen], train.manifest.iloc[chosen].reset_index(drop=True))
 
 
 def balanced_head(items: list[SourceItem], limit: int) -> list[SourceItem]:
