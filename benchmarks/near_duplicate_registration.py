@@ -4,8 +4,9 @@
 
 MNIST-5k's train pool plus near-copies of some of its digits (moved up to 2 px, turned up to 4°,
 JPEG re-encoded at quality 70-90, as the tests make them) are posed, hashed and searched as the
-near-duplicate check does. Every candidate pair that passes the check's blurred prefilter is then
-registered and scored by the check's gradient correlation, by each method:
+near-duplicate check does (each image's 64 nearest, within the hash radius). Every candidate
+pair that passes the check's blurred prefilter is then registered and scored by the check's
+gradient correlation, by each method:
 
 - the check's own batched inverse-compositional Lucas-Kanade (`registration.pair_similarity`);
 - OpenCV's `cv2.findTransformECC` (rigid, MOTION_EUCLIDEAN), one pair at a time;
@@ -30,15 +31,16 @@ from skimage.registration import phase_cross_correlation
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.quality.features import luminance
-from datamatters.quality.near_duplicates.canonical_hash import canonical_hashes
-from datamatters.quality.near_duplicates.hamming_search import hamming_pairs
+from datamatters.quality.near_duplicates.canonical_hash import popcount, view_hashes
+from datamatters.quality.near_duplicates.neighbours import embeddings, neighbour_pairs
 from datamatters.quality.near_duplicates.registration import (
     PREFILTER_SIGMA,
     gradient_correlation,
     pair_similarity,
 )
 
-MAX_DISTANCE, MIN_SIMILARITY = 10, 0.975  # the check's defaults (conf/quality/default.yaml)
+# the check's defaults (conf/quality/default.yaml)
+MAX_DISTANCE, MIN_SIMILARITY, MAX_NEIGHBOURS = 10, 0.975, 64
 
 
 def near_copy(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -96,8 +98,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sources = rng.choice(len(pool.images), args.copies, replace=False)
     copies = np.stack([near_copy(pool.images[row], rng) for row in sources])
-    canonical, codes = canonical_hashes(luminance(np.concatenate([pool.images, copies])))
-    candidates = hamming_pairs(codes, MAX_DISTANCE)
+    views, codes = view_hashes(luminance(np.concatenate([pool.images, copies])))
+    canonical, codes = views[:, 0], codes[:, 0]  # the canonical pose, the view copies move in
+    candidates = neighbour_pairs(embeddings(canonical), MAX_NEIGHBOURS)
+    candidates = candidates[
+        popcount(codes[candidates[:, 0]] ^ codes[candidates[:, 1]]) <= MAX_DISTANCE
+    ]
     pairs = candidates[np.isfinite(pair_similarity(canonical, candidates))]
     n = len(pool.images)
     is_copy = (pairs[:, 1] >= n) & (pairs[:, 0] == sources[np.maximum(pairs[:, 1] - n, 0)])

@@ -96,6 +96,8 @@ def pair_scores(files: pd.DataFrame) -> list[str]:
     lines = []
     for kind in COPY_KINDS:
         copies = files[files["kind"] == kind]
+        if copies.empty:
+            continue
         original = by_path.loc[copies["original"]]
         where = pd.Series(
             [

@@ -13,24 +13,26 @@ from datamatters.atomic import write_json
 from datamatters.data.contract import write_stage_data
 from datamatters.data.corrupt import inject
 from datamatters.data.ingest import ingest, real_sample
+from datamatters.parallel import use_executor
 from datamatters.stage import load_params, log, parse_paths, run_stage
 
 
 def main() -> None:
     args = parse_paths(__doc__, "train-out", "reference-out", "real-sample-out", "metrics")
 
-    params = load_params("data", "ingest")
+    params = load_params("data", "ingest", "executor")
     data, corrupt = params["data"], params["ingest"]
     source = instantiate(data.source)
     log.info("reading %s", type(source).__name__)
-    result = ingest(
-        list(source.items()),
-        data.image_size,
-        data.channels,
-        data.reference_fraction,
-        data.seed,
-        data.limit,
-    )
+    with use_executor(instantiate(params["executor"])):
+        result = ingest(
+            list(source.items()),
+            data.image_size,
+            data.channels,
+            data.reference_fraction,
+            data.seed,
+            data.limit,
+        )
     clean = real_sample(result.train, corrupt.real_sample, data.seed)
     train, injected = inject(result.train, corrupt.corrupt, corrupt.seed)
     result = replace(result, train=train)

@@ -6,10 +6,12 @@ for one more check, `reference_leak`, configured apart from the filters under st
 """
 
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
+from hydra.utils import instantiate
 
 from datamatters.data.contract import read_stage_data
 from datamatters.features.judge import judge_features
 from datamatters.models.checkpoint import load_stage_input
+from datamatters.parallel import use_executor
 from datamatters.quality.assess import assess, configured_check, configured_checks
 from datamatters.quality.checks import QualityContext
 from datamatters.quality.report import ground_truth_scores, write_checked
@@ -19,7 +21,7 @@ from datamatters.stage import load_params, parse_paths, run_stage
 def main() -> None:
     args = parse_paths(__doc__, "input", "reference", "judge", "output", "metrics", "gallery")
 
-    params = load_params("quality", "reference.leak")
+    params = load_params("quality", "reference.leak", "executor")
     data = read_stage_data(args.input)
     reference = read_stage_data(args.reference)
     checks = configured_checks(params["quality"], "quality") | {
@@ -27,7 +29,8 @@ def main() -> None:
     }
     judge = load_stage_input(args.judge)
     context = QualityContext(features=judge_features(judge, data.images), reference=reference)
-    assessed, report = assess(data, checks, context)
+    with use_executor(instantiate(params["executor"])):
+        assessed, report = assess(data, checks, context)
     report |= ground_truth_scores(assessed.manifest)
     write_checked(assessed, report, checks, vars(args))
 

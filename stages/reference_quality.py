@@ -7,8 +7,10 @@ output, so it cannot be used to decide it.
 """
 
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
+from hydra.utils import instantiate
 
 from datamatters.data.contract import read_stage_data
+from datamatters.parallel import use_executor
 from datamatters.quality.assess import assess, configured_checks
 from datamatters.quality.report import write_checked
 from datamatters.stage import load_params, parse_paths, run_stage
@@ -17,10 +19,11 @@ from datamatters.stage import load_params, parse_paths, run_stage
 def main() -> None:
     args = parse_paths(__doc__, "input", "output", "metrics", "gallery")
 
-    section = load_params("reference.quality")["reference.quality"]
+    params = load_params("reference.quality", "executor")
     data = read_stage_data(args.input)
-    checks = configured_checks(section, "reference.quality")
-    assessed, report = assess(data, checks)
+    checks = configured_checks(params["reference.quality"], "reference.quality")
+    with use_executor(instantiate(params["executor"])):
+        assessed, report = assess(data, checks)
     write_checked(assessed, report, checks, vars(args))
 
 

@@ -1,9 +1,9 @@
-"""The quality checks on real MNIST digits with corruptions made here, and the Hamming search."""
+"""The quality checks on real MNIST digits and colour scenes with corruptions made here, and the
+near-duplicate candidate search."""
 
 from __future__ import annotations
 
 import io
-import itertools
 
 import cv2
 import numpy as np
@@ -30,12 +30,9 @@ from datamatters.quality.checks import (
     Undecodable,
 )
 from datamatters.quality.duplicates import ExactDuplicates, NearDuplicates, ReferenceLeak
+from datamatters.quality.near_duplicates import neighbours
 from datamatters.quality.near_duplicates.groups import group_roots
-from datamatters.quality.near_duplicates.hamming_search import (
-    hamming_pairs,
-    near_duplicate_pairs,
-    popcount,
-)
+from datamatters.quality.near_duplicates.neighbours import neighbour_pairs
 from datamatters.quality.outliers import Outliers
 
 PER_KIND = 4
@@ -78,7 +75,9 @@ def mnist() -> StageData:
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     buffer = io.BytesIO()
-    Image.fromarray(image[..., 0]).save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+        buffer, format="JPEG", quality=quality
+    )
     return np.asarray(Image.open(buffer)).reshape(image.shape)
 
 
@@ -341,6 +340,47 @@ def test_near_duplicates_find_moved_turned_reencoded_copies_not_other_digits(mni
     assert result.flagged[:n].mean() <= 0.005, "distinct digits are not near-duplicates"
 
 
+def scenes(n: int, size: int, seed: int) -> np.ndarray:
+    """Distinct uint8 colour scenes: a gradient and a few filled shapes, lightly textured."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    ramp = np.linspace(0, 1, size)[None, :, None]
+    for k in range(n):
+        start, end = rng.uniform(0, 255, (2, 3))
+        image = np.ascontiguousarray(np.broadcast_to(start + (end - start) * ramp, (size, size, 3)))
+        image = image.astype(np.uint8)
+        for _ in range(int(rng.integers(3, 7))):
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            centre = tuple(int(c) for c in rng.integers(0, size, 2))
+            axes = tuple(int(a) for a in rng.integers(3, size // 3, 2))
+            cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
+        out[k] = np.clip(image + rng.normal(0, 4, image.shape), 0, 255)
+    return out
+
+
+def test_near_duplicates_find_reencoded_colour_copies_brighter_or_darker():
+    """Re-saved photos: JPEG 75-95 with the brightness moved by up to 8 levels and the contrast
+    by 5%. Registration compares brightness, so it must not read the shift as motion."""
+    rng = np.random.default_rng(5)
+    originals = scenes(300, 64, seed=1)
+    sources = rng.choice(len(originals), 30, replace=False)
+    copies = []
+    for row in sources:
+        pixels = (originals[row] - 127.5) * rng.uniform(0.95, 1.05) + 127.5
+        shifted = np.clip(np.rint(pixels + rng.uniform(-8, 8)), 0, 255).astype(np.uint8)
+        copies.append(jpeg(shifted, int(rng.integers(75, 96))))
+    images = np.concatenate([originals, np.stack(copies)])
+    manifest = pd.DataFrame({"id": [f"s{k}" for k in range(len(images))], "label": 0})
+    manifest["sha256"] = manifest["id"]
+    manifest["decode_error"] = pd.array([pd.NA] * len(images), dtype="string")
+    result = NearDuplicates().run(CheckInputs(StageData(images, manifest)))
+    of = pd.Series(result.columns["near_duplicate_of"]).fillna("")
+    n = len(originals)
+    found = sum(of[n + k] == f"s{row}" for k, row in enumerate(sources))
+    assert found >= 0.95 * len(sources)
+    assert not result.flagged[:n].any(), "distinct scenes are not near-duplicates"
+
+
 def test_reference_leak_flags_train_copies_of_reference_images_only(mnist):
     """Near-copies whose original sits in the reference split; the within-split ones are left to
     `near_duplicates`, and an exact copy is named too."""
@@ -428,42 +468,54 @@ def test_default_thresholds_flag_few_clean_photo_crops():
     assert out.manifest["issues"].map(len).gt(0).mean() <= 0.03, per_check
 
 
-# --- the Hamming search ------------------------------------------------------------------------
+# --- the candidate search ----------------------------------------------------------------------
 
 
-def brute_force(hashes: np.ndarray, radius: int) -> set[tuple[int, int]]:
-    distance = popcount(hashes[:, None] ^ hashes[None, :])
-    i, j = np.nonzero(np.triu(distance <= radius, k=1))
-    return set(zip(i.tolist(), j.tolist(), strict=True))
-
-
-def clustered_hashes(n: int, seed: int) -> np.ndarray:
-    """Random 64-bit hashes, a third of them copies of others with 0-12 bits flipped."""
+def unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
+    """Random unit rows, a third of them noisy copies of others: clusters, as one domain has."""
     rng = np.random.default_rng(seed)
-    hashes = rng.integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) << np.uint64(1)
-    hashes |= rng.integers(0, 2, size=n).astype(np.uint64)
+    rows = rng.normal(size=(n, dim)).astype(np.float32)
     for k in rng.choice(n, n // 3, replace=False):
-        flips = rng.choice(64, size=int(rng.integers(0, 13)), replace=False)
-        hashes[k] = hashes[rng.integers(n)] ^ np.uint64(sum(1 << int(b) for b in flips))
-    return hashes
+        rows[k] = rows[rng.integers(n)] + rng.normal(0, 0.1, dim)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("radius", [0, 1, 3, 6, 10, 14])
-def test_hamming_search_finds_exactly_the_brute_force_pairs(radius):
-    hashes = clustered_hashes(3000, seed=radius)
-    found = hamming_pairs(hashes, radius)
-    assert set(map(tuple, found.tolist())) == brute_force(hashes, radius)
-    assert len(found) == len({tuple(p) for p in found.tolist()}), "no pair twice"
+def brute_force_neighbours(rows: np.ndarray, k: int) -> set[tuple[int, int]]:
+    similarity = rows @ rows.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    return {tuple(sorted((i, int(j)))) for i, row in enumerate(nearest) for j in row}
 
 
-def test_near_duplicate_pairs_takes_python_ints_and_returns_sorted_tuples():
-    hashes = [0, 2**64 - 1, 0b1011, 2**63 | 1, 2**63]
-    pairs = near_duplicate_pairs(hashes, 3)
-    assert pairs == sorted(brute_force(np.array(hashes, dtype=np.uint64), 3))
-    assert pairs == [(0, 2), (0, 3), (0, 4), (2, 3), (3, 4)]
-    assert all(type(v) is int for pair in pairs for v in pair)
-    assert near_duplicate_pairs(hashes[:1], 5) == []
-    assert near_duplicate_pairs(hashes, 64) == list(itertools.combinations(range(5), 2))
+@pytest.mark.parametrize("k", [1, 4, 16])
+def test_neighbour_pairs_are_each_rows_k_nearest(k):
+    rows = unit_rows(1500, 24, seed=k)
+    found = neighbour_pairs(rows, k)
+    assert set(map(tuple, found.tolist())) == brute_force_neighbours(rows, k)
+    assert (found[:, 0] < found[:, 1]).all() and len(np.unique(found, axis=0)) == len(found)
+    assert len(found) <= k * len(rows), "at most k candidates per row: O(N·k)"
+
+
+def test_neighbour_pairs_across_two_sets_only_straddle():
+    rows = unit_rows(600, 24, seed=0)
+    found = neighbour_pairs(rows, 5, across=200)
+    assert ((found[:, 0] < 200) & (found[:, 1] >= 200)).all()
+    per_query = np.bincount(found[:, 1], minlength=600)[200:]
+    assert (per_query == 5).all(), "each row of the second set meets its 5 nearest of the first"
+    assert len(neighbour_pairs(rows, 5, across=0)) == len(neighbour_pairs(rows, 5, across=600)) == 0
+
+
+def test_graph_index_past_the_exact_size_finds_planted_copies_and_repeats(monkeypatch):
+    monkeypatch.setattr(neighbours, "EXACT_UP_TO", 100)
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(4000, 32)).astype(np.float32)
+    sources = rng.choice(3800, 200, replace=False)
+    rows[3800:] = rows[sources] + rng.normal(0, 0.05, (200, 32))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    found = neighbour_pairs(rows, 4)
+    planted = {(int(s), 3800 + k) for k, s in enumerate(sources)}
+    assert planted <= set(map(tuple, found.tolist()))
+    np.testing.assert_array_equal(found, neighbour_pairs(rows, 4))
 
 
 def test_group_roots_are_the_smallest_row_of_each_connected_group():

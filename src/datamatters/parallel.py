@@ -1,17 +1,21 @@
-"""Chunked work spread over worker processes, for the CPU-bound loops the GIL would serialise.
+"""Chunked work spread over worker processes or a Ray cluster, for the per-image loops.
 
 Decoding files and hashing images are per-item Python loops; threads do not speed them up, worker
-processes do. Results come back in input order, so output is identical for any worker count.
-`DATAMATTERS_WORKERS` caps the count (1 runs everything in this process).
+processes do. One executor runs them all: `LocalProcesses` on this machine (the default), or
+`RayTasks` on a Ray cluster (`-S executor=ray`). Work is cut by the data, never by the cluster,
+and results come back in input order, so the output is identical for any executor and any worker
+count. `DATAMATTERS_WORKERS` caps the local worker count (1 runs everything in this process).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
-from typing import TypeVar
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,18 +37,91 @@ def available_workers() -> int:
     return os.cpu_count() or 1
 
 
+class Executor(Protocol):
+    def map(self, fn: Callable[[Sequence[T]], R], chunks: Iterable[Sequence[T]]) -> Iterator[R]:
+        """`fn` of each chunk, yielded in the chunks' order."""
+        ...
+
+
+class LocalProcesses:
+    """Worker processes on this machine, one per CPU unless `DATAMATTERS_WORKERS` says fewer."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+
+    def map(self, fn: Callable[[Sequence[T]], R], chunks: Iterable[Sequence[T]]) -> Iterator[R]:
+        chunks = list(chunks)
+        workers = min(self.workers or available_workers(), len(chunks))
+        with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
+            yield from pool.map(fn, chunks) if pool else map(fn, chunks)
+
+
+class RayTasks:
+    """One Ray task per chunk on the cluster at `address`; at most `in_flight` chunks at a time.
+
+    The `datamatters` package travels with the tasks (Ray's `py_modules`), so a node needs only
+    Python and the third-party packages. Chunks that name files (ingest's decoding) need those
+    paths readable on every node: the workspace on a shared filesystem.
+    """
+
+    def __init__(self, address: str | None = "auto", in_flight: int = 64) -> None:
+        self.address = address
+        self.in_flight = max(1, int(in_flight))
+
+    def map(self, fn: Callable[[Sequence[T]], R], chunks: Iterable[Sequence[T]]) -> Iterator[R]:
+        import ray
+
+        if not ray.is_initialized():
+            package = str(Path(__file__).resolve().parent)
+            ray.init(
+                address=self.address,
+                runtime_env={"py_modules": [package]},
+                log_to_driver=False,
+                logging_level="WARNING",
+            )
+        task = ray.remote(_apply)
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(task.remote(fn, chunk))
+            if len(pending) >= self.in_flight:
+                yield ray.get(pending.popleft())
+        while pending:
+            yield ray.get(pending.popleft())
+
+
+def _apply(fn: Callable[[Sequence[T]], R], chunk: Sequence[T]) -> R:
+    """A Ray task: `ray.remote` takes only plain functions, and `fn` is often a `partial`."""
+    return fn(chunk)
+
+
+_executor: Executor = LocalProcesses()
+
+
+@contextmanager
+def use_executor(executor: Executor) -> Iterator[Executor]:
+    """Run every `map_chunks` inside the block on `executor` (a stage's `executor` params)."""
+    global _executor
+    previous, _executor = _executor, executor
+    try:
+        yield executor
+    finally:
+        _executor = previous
+
+
 def map_chunks(
     fn: Callable[[Sequence[T]], R], items: Sequence[T], chunk_size: int = 1024
 ) -> Iterator[tuple[int, R]]:
     """Yields (items done so far, `fn(chunk)`) for consecutive chunks of `items`, in order.
 
-    Small inputs run in this process; otherwise `fn` and the items must be picklable.
+    Inputs too small to be worth a worker run in this process; otherwise `fn` and the items must
+    be picklable, and the executor set by `use_executor` runs the chunks.
     """
-    workers = min(available_workers(), len(items) // MIN_ITEMS_PER_WORKER)
-    size = max(1, min(chunk_size, -(-len(items) // max(workers, 1))))
-    starts = range(0, len(items), size)
-    chunks = (items[start : start + size] for start in starts)
-    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
-        results = pool.map(fn, chunks) if pool else map(fn, chunks)
-        for start, result in zip(starts, results, strict=True):
-            yield min(start + size, len(items)), result
+    small = len(items) < 2 * MIN_ITEMS_PER_WORKER
+    if isinstance(_executor, LocalProcesses):  # one chunk per worker if smaller: speed, not results
+        workers = min(_executor.workers or available_workers(), len(items) // MIN_ITEMS_PER_WORKER)
+        chunk_size = max(1, min(chunk_size, -(-len(items) // max(workers, 1))))
+    starts = range(0, len(items), chunk_size)
+    chunks = (items[start : start + chunk_size] for start in starts)
+    results = map(fn, chunks) if small else _executor.map(fn, chunks)
+    for start, result in zip(starts, results, strict=True):
+        yield min(start + chunk_size, len(items)), result

@@ -24,7 +24,7 @@ import pandas as pd
 from datamatters.data.contract import StageData
 from datamatters.errors import InputError
 from datamatters.quality import features as F
-from datamatters.quality.near_duplicates.canonical_hash import canonical_hashes
+from datamatters.quality.near_duplicates.canonical_hash import view_hashes
 from datamatters.quality.thresholds import Direction, Threshold, beyond, setting_error
 
 ACTIONS = ("drop", "flag")
@@ -53,9 +53,9 @@ class CheckInputs:
     `rows`: their indices. `luminance`: float32 R×H×W brightness (0-255) of the R decodable rows,
     which the brightness checks score and the near-duplicate searches pose and hash. It is held
     whole, 4 bytes a pixel: 16 MB for this project's 4,000 32×32 digits, 400 MB for 100,000, while
-    the images themselves stay memory-mapped. `canonical_hashes(method)`: those rows posed and
-    hashed, which both copy checks search (`near_duplicates`, `reference_leak`). All are read-only:
-    every check sees the same.
+    the images themselves stay memory-mapped. `view_hashes(method)`: those rows' views (canonical
+    pose, as is; uint8 R×2×32×32) and their hashes, which both copy checks search
+    (`near_duplicates`, `reference_leak`). All are read-only: every check sees the same.
     """
 
     data: StageData
@@ -76,12 +76,12 @@ class CheckInputs:
     def luminance(self) -> np.ndarray:
         return _read_only(F.luminance_rows(self.data.images, self.rows))
 
-    def canonical_hashes(self, method: str) -> tuple[np.ndarray, np.ndarray]:
-        """Canonical poses and `method` hashes of the decodable rows, in `rows`' order: computed
-        once, since the near-duplicate and the reference-leak checks search the same images."""
+    def view_hashes(self, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """Views and their `method` hashes of the decodable rows, in `rows`' order: computed once,
+        since the near-duplicate and the reference-leak checks search the same images."""
         if method not in self._hashes:
-            poses, codes = canonical_hashes(self.luminance, method)
-            self._hashes[method] = _read_only(poses), _read_only(codes)
+            views, codes = view_hashes(self.luminance, method)
+            self._hashes[method] = _read_only(views), _read_only(codes)
         return self._hashes[method]
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from datamatters.errors import InputError
 from datamatters.quality.checks import Check, CheckInputs, CheckResult, decodable
 from datamatters.quality.features import luminance_rows
-from datamatters.quality.near_duplicates.canonical_hash import canonical_hashes
+from datamatters.quality.near_duplicates.canonical_hash import view_hashes
 from datamatters.quality.near_duplicates.groups import find_near_duplicates, group_roots
 from datamatters.quality.thresholds import setting_error
 
@@ -35,6 +35,7 @@ class _HashSearch(Check):
         max_distance: int = 10,
         min_similarity: float | None = 0.975,
         hash: str = "phash",
+        max_neighbours: int = 64,
     ) -> None:
         super().__init__(enabled, action)
         if not 0 <= int(max_distance) <= 32:
@@ -47,18 +48,22 @@ class _HashSearch(Check):
             )
         if hash not in ("phash", "dhash"):
             raise setting_error("hash", repr(hash), "use phash or dhash")
+        if int(max_neighbours) < 1:
+            raise setting_error("max_neighbours", repr(max_neighbours), "use 1 or more (64)")
         self.max_distance = int(max_distance)
         self.min_similarity = None if min_similarity is None else float(min_similarity)
         self.hash = hash
+        self.max_neighbours = int(max_neighbours)
 
 
 class NearDuplicates(_HashSearch):
     """Near-copies (moved, slightly turned, re-encoded): all but the first of each group flagged.
 
-    Perceptual hashes within `max_distance` bits are candidates (found sub-quadratically), and a
-    candidate is confirmed when the two images, registered, have a gradient correlation of at
-    least `min_similarity` (None: the hash distance alone decides). Groups are the connected
-    pairs; the first row of a group in manifest order is kept.
+    Each image's `max_neighbours` most similar others (by blurred correlation, in O(N·k)) whose
+    perceptual hashes are within `max_distance` bits are candidates, and a candidate is
+    confirmed when the two images, registered, have a gradient correlation of at least
+    `min_similarity` (None: the hash distance alone decides). Groups are the connected pairs;
+    the first row of a group in manifest order is kept.
 
     Exact copies are `exact_duplicates`' to flag: only the first row of each set of identical
     pixels is searched, and its copies join its group in the added columns without being flagged
@@ -73,10 +78,10 @@ class NearDuplicates(_HashSearch):
         sha = manifest["sha256"].astype("string")
         repeat = sha.duplicated(keep="first").to_numpy() & sha.notna().to_numpy()
         searched = np.flatnonzero(usable & ~repeat)
-        canonical, codes = inputs.canonical_hashes(self.hash)
+        views, codes = inputs.view_hashes(self.hash)
         at = np.searchsorted(inputs.rows, searched)
         matches = find_near_duplicates(
-            canonical[at], codes[at], self.max_distance, self.min_similarity
+            views[at], codes[at], self.max_distance, self.min_similarity, self.max_neighbours
         )
         roots = searched[group_roots(len(searched), matches.pairs)]
         root_of = np.full(n, -1, dtype=np.int64)
@@ -150,15 +155,14 @@ class ReferenceLeak(_HashSearch):
         copies = int(pd.notna(of).sum())
 
         searched = inputs.rows
-        ref_canonical, ref_codes = canonical_hashes(
-            luminance_rows(reference.images, ref_usable), self.hash
-        )
-        canonical, codes = inputs.canonical_hashes(self.hash)
+        ref_views, ref_codes = view_hashes(luminance_rows(reference.images, ref_usable), self.hash)
+        views, codes = inputs.view_hashes(self.hash)
         matches = find_near_duplicates(
-            np.concatenate([ref_canonical, canonical]),
+            np.concatenate([ref_views, views]),
             np.concatenate([ref_codes, codes]),
             self.max_distance,
             self.min_similarity,
+            self.max_neighbours,
             across=len(ref_usable),
         )
         leaked = searched[matches.pairs[:, 1] - len(ref_usable)]

@@ -1,7 +1,11 @@
-"""Perceptual hashes of each image in a canonical pose, so a slightly moved copy hashes alike.
+"""Perceptual hashes of each image in two views: a canonical pose, and as it is.
 
-The pose: the brightness centroid moved to the centre and, when the image has a clear main axis,
-that axis turned upright. The hash: `imagehash`'s phash (or dhash) of the posed image.
+The pose (the brightness centroid moved to the centre and, when the image has a clear main axis,
+that axis turned upright) makes a slightly moved or turned copy hash alike. It is only as stable
+as the centroid and the axis: on colour scenes without a background, a JPEG re-save and a
+brightness change can move them, and the copy's pose lands elsewhere (hashes 24-28 bits apart).
+The second view, the image as it is, hashes such a copy alike, so each image is searched in both.
+The hash: `imagehash`'s phash (or dhash) of each view.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from datamatters.parallel import map_chunks
-from datamatters.quality.near_duplicates.hamming_search import HASH_BITS
 
+HASH_BITS = 64
 HASHES = {"phash": imagehash.phash, "dhash": imagehash.dhash}
 MIN_ECCENTRICITY = 0.1  # below this the main axis is too ill-defined to turn by
 MAX_TURN = 20.0  # degrees: the canonical pose never turns an image further
@@ -57,41 +61,52 @@ def canonical_pose(grey: np.ndarray) -> np.ndarray:
     )
 
 
-def canonical_images(grey: np.ndarray) -> np.ndarray:
-    """uint8 N×S×S (S = CONFIRM_SIDE) canonical poses of a uint8 N×H×W brightness batch."""
-    out = np.empty((len(grey), CONFIRM_SIDE, CONFIRM_SIDE), dtype=np.uint8)
+VIEWS = ("canonical", "as_is")
+
+
+def image_views(grey: np.ndarray) -> np.ndarray:
+    """uint8 N×2×S×S (S = CONFIRM_SIDE): each image of a uint8 N×H×W brightness batch in its
+    canonical pose and as it is, both at S×S."""
+    out = np.empty((len(grey), len(VIEWS), CONFIRM_SIDE, CONFIRM_SIDE), dtype=np.uint8)
     for i, image in enumerate(grey):
         if image.shape != (CONFIRM_SIDE, CONFIRM_SIDE):
             image = cv2.resize(image, (CONFIRM_SIDE, CONFIRM_SIDE), interpolation=cv2.INTER_AREA)
-        out[i] = canonical_pose(image)
+        out[i] = canonical_pose(image), image
     return out
 
 
-def perceptual_hashes(canonical: np.ndarray, method: str = "phash") -> np.ndarray:
+def perceptual_hashes(images: np.ndarray, method: str = "phash") -> np.ndarray:
     """uint64 64-bit `imagehash` hashes of uint8 N×H×W images (first bit most significant)."""
     if method not in HASHES:
         raise ValueError(f"unknown hash {method!r}; use one of {', '.join(HASHES)}")
     function = HASHES[method]
-    bits = np.stack([function(Image.fromarray(image)).hash.reshape(-1) for image in canonical])
+    bits = np.stack([function(Image.fromarray(image)).hash.reshape(-1) for image in images])
     if bits.shape[1] != HASH_BITS:
         raise ValueError(f"{method} gave {bits.shape[1]}-bit hashes, expected {HASH_BITS}")
     return np.packbits(bits.astype(np.uint8), axis=1).view(">u8").ravel().astype(np.uint64)
 
 
-def canonical_hashes(luminance: np.ndarray, method: str = "phash") -> tuple[np.ndarray, np.ndarray]:
-    """Canonical poses and their hashes of an N×H×W brightness batch (0-255, e.g. the run's shared
-    `features.luminance`), in worker processes.
+def view_hashes(luminance: np.ndarray, method: str = "phash") -> tuple[np.ndarray, np.ndarray]:
+    """`image_views` (N×2×S×S) and their hashes (uint64 N×2) of an N×H×W brightness batch (0-255,
+    e.g. the run's shared `features.luminance`), in worker processes.
 
     The brightness is rounded to uint8 here, before it is sent to the workers: a quarter of the
     bytes of the float32 luminance to copy, and what `imagehash` reads anyway.
     """
     grey = np.clip(np.rint(luminance), 0, 255).astype(np.uint8)
     if not len(grey):
-        return np.empty((0, CONFIRM_SIDE, CONFIRM_SIDE), np.uint8), np.empty(0, np.uint64)
-    parts = [part for _, part in map_chunks(partial(_pose_and_hash, method=method), grey)]
-    return np.concatenate([c for c, _ in parts]), np.concatenate([h for _, h in parts])
+        views = np.empty((0, len(VIEWS), CONFIRM_SIDE, CONFIRM_SIDE), np.uint8)
+        return views, np.empty((0, len(VIEWS)), np.uint64)
+    parts = [part for _, part in map_chunks(partial(_views_and_hashes, method=method), grey)]
+    return np.concatenate([v for v, _ in parts]), np.concatenate([h for _, h in parts])
 
 
-def _pose_and_hash(grey: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    canonical = canonical_images(np.asarray(grey))
-    return canonical, perceptual_hashes(canonical, method)
+def _views_and_hashes(grey: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    views = image_views(np.asarray(grey))
+    flat = views.reshape(-1, CONFIRM_SIDE, CONFIRM_SIDE)
+    return views, perceptual_hashes(flat, method).reshape(len(views), len(VIEWS))
+
+
+def popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64: the Hamming distance of two hashes is `popcount(a ^ b)`."""
+    return np.bitwise_count(np.asarray(values, dtype=np.uint64))

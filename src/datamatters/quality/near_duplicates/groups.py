@@ -8,7 +8,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from datamatters.quality.near_duplicates.hamming_search import hamming_pairs
+from datamatters.quality.near_duplicates.canonical_hash import popcount
+from datamatters.quality.near_duplicates.neighbours import embeddings, neighbour_pairs
 from datamatters.quality.near_duplicates.registration import pair_similarity
 
 
@@ -18,30 +19,41 @@ class NearDuplicateMatches:
 
     pairs: np.ndarray  # int64 (k, 2), i < j, confirmed near-duplicates
     best_similarity: np.ndarray | None  # float (n,), NaN where no candidate was registered
-    candidates: int  # pairs within max_distance before confirmation
+    candidates: int  # neighbour pairs within max_distance, before confirmation
 
 
 def find_near_duplicates(
-    canonical: np.ndarray,
+    views: np.ndarray,
     codes: np.ndarray,
     max_distance: int,
     min_similarity: float | None,
+    max_neighbours: int,
     across: int | None = None,
 ) -> NearDuplicateMatches:
-    """Search and (unless `min_similarity` is None) confirm, over canonical poses and their hashes
-    (`canonical_hash.canonical_hashes`), which the caller computes once for every search.
+    """Search and (unless `min_similarity` is None) confirm, over each image's views and their
+    hashes (`canonical_hash.view_hashes`: N×V×S×S and N×V), which the caller computes once for
+    every search.
 
-    With `across`, the batch is two sets (rows before `across`, and the rest) and only pairs with
-    one image in each are kept, before any is confirmed: a search between two splits.
+    In each view, candidates are each image's `max_neighbours` nearest others (`neighbours`)
+    whose hashes are within `max_distance` bits, and they are confirmed in that view; a pair is a
+    near-duplicate when either view confirms it. With `across`, the batch is two sets (rows
+    before `across`, and the rest) and only pairs with one image in each are searched: a search
+    between two splits.
     """
     if not len(codes):
         return NearDuplicateMatches(np.empty((0, 2), np.int64), np.empty(0), 0)
-    candidates = hamming_pairs(codes, max_distance)
-    if across is not None:
-        candidates = candidates[(candidates[:, 0] < across) & (candidates[:, 1] >= across)]
+    found, scores = [], []
+    for view in range(codes.shape[1]):
+        pairs = neighbour_pairs(embeddings(views[:, view]), max_neighbours, across)
+        pairs = pairs[popcount(codes[pairs[:, 0], view] ^ codes[pairs[:, 1], view]) <= max_distance]
+        found.append(pairs)
+        if min_similarity is not None:
+            scores.append(pair_similarity(views[:, view], pairs))
+    candidates, which = np.unique(np.concatenate(found), axis=0, return_inverse=True)
     if min_similarity is None:
         return NearDuplicateMatches(candidates, None, len(candidates))
-    similarity = pair_similarity(canonical, candidates)
+    similarity = np.full(len(candidates), np.nan)
+    np.fmax.at(similarity, which.ravel(), np.concatenate(scores))
     best = np.full(len(codes), np.nan)
     scored = np.isfinite(similarity)
     for column in (0, 1):

@@ -1,4 +1,4 @@
-"""Confirmation of a candidate pair: the two canonical images registered, then correlated.
+"""Confirmation of a candidate pair: the two images (one view of each) registered, correlated.
 
 A cheap blurred correlation first discards the clearly different; the rest are registered (rigid
 Lucas-Kanade, batched) and the correlation of the two images' gradients decides. A copy aligns to
@@ -26,28 +26,28 @@ REGISTER_STEPS = 4
 PAIR_CHUNK = 4096
 
 
-def pair_similarity(canonical: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """For each pair of canonical images: the gradient correlation after rigid registration.
+def pair_similarity(images: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """For each pair of uint8 S×S images (one view of each): the gradient correlation after
+    rigid registration.
 
-    Pairs whose blurred correlation is under PREFILTER are not registered and get NaN.
+    Pairs whose blurred correlation is under PREFILTER are not registered and get NaN. Pairs are
+    taken PAIR_CHUNK at a time, reading only their own images, so memory does not grow with the
+    number of images.
     """
     out = np.full(len(pairs), np.nan)
-    if not len(pairs):
-        return out
-    used = np.unique(pairs)
-    slot = np.zeros(len(canonical), dtype=np.int64)
-    slot[used] = np.arange(len(used))
-    raw = canonical[used].astype(np.float32)
-    blurred = ndimage.gaussian_filter(raw, (0, PREFILTER_SIGMA, PREFILTER_SIGMA))
-    inner = _standardised(_inner(blurred))
     for s in range(0, len(pairs), PAIR_CHUNK):
-        first, second = slot[pairs[s : s + PAIR_CHUNK, 0]], slot[pairs[s : s + PAIR_CHUNK, 1]]
+        chunk = pairs[s : s + PAIR_CHUNK]
+        used, slots = np.unique(chunk, return_inverse=True)
+        first, second = slots.reshape(chunk.shape).T
+        raw = images[used].astype(np.float32)
+        blurred = ndimage.gaussian_filter(raw, (0, PREFILTER_SIGMA, PREFILTER_SIGMA))
+        inner = standardised(_inner(blurred))
         coarse = np.einsum("ij,ij->i", inner[first], inner[second])
         close = np.flatnonzero(coarse >= PREFILTER)
         if not len(close):
             continue
         a, b = first[close], second[close]
-        motion = _register(blurred[a], blurred[b])
+        motion = _register(_photometric(blurred[a]), _photometric(blurred[b]))
         aligned = _Warper(raw[b])(motion)
         out[s + close] = gradient_correlation(raw[a], aligned)
     return out
@@ -59,9 +59,7 @@ def gradient_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     Gradients, not brightness: two samples of one class share their mass but not their stroke
     edges, which a copy keeps.
     """
-    return np.einsum(
-        "ij,ij->i", _standardised(_gradients(first)), _standardised(_gradients(second))
-    )
+    return np.einsum("ij,ij->i", standardised(_gradients(first)), standardised(_gradients(second)))
 
 
 def _inner(images: np.ndarray) -> np.ndarray:
@@ -73,12 +71,23 @@ def _gradients(images: np.ndarray) -> np.ndarray:
     return np.concatenate([_inner(dx), _inner(dy)], axis=1)
 
 
-def _standardised(images: np.ndarray) -> np.ndarray:
+def standardised(images: np.ndarray) -> np.ndarray:
     """Rows of zero mean and unit norm (all zero for a constant row), so a dot is a correlation."""
     rows = images.reshape(len(images), -1).astype(np.float32)
     rows = rows - rows.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 1e-6)
+
+
+def _photometric(images: np.ndarray) -> np.ndarray:
+    """Each image at zero mean and a standard deviation of 64 grey levels, for registration.
+
+    Lucas-Kanade fits motion to brightness differences: a re-saved photo 8 levels brighter would
+    otherwise be "aligned" by moving it, which on colour scenes drove copies apart.
+    """
+    centred = images - images.mean(axis=(1, 2), keepdims=True)
+    spread = centred.std(axis=(1, 2), keepdims=True)
+    return np.divide(centred * 64.0, spread, out=np.zeros_like(centred), where=spread > 1e-3)
 
 
 def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
