@@ -30,7 +30,7 @@ from skimage.registration import phase_cross_correlation
 
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
-from datamatters.quality.features import luminance
+from datamatters.quality.features import grey
 from datamatters.quality.near_duplicates.canonical_hash import popcount, view_hashes
 from datamatters.quality.near_duplicates.neighbours import embeddings, neighbour_pairs
 from datamatters.quality.near_duplicates.registration import (
@@ -98,7 +98,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sources = rng.choice(len(pool.images), args.copies, replace=False)
     copies = np.stack([near_copy(pool.images[row], rng) for row in sources])
-    views, codes = view_hashes(luminance(np.concatenate([pool.images, copies])))
+    views, codes = view_hashes(grey(np.concatenate([pool.images, copies])))
     canonical, codes = views[:, 0], codes[:, 0]  # the canonical pose, the view copies move in
     candidates = neighbour_pairs(embeddings(canonical), MAX_NEIGHBOURS)
     candidates = candidates[

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scenes import reencode, scene
 
-from datamatters.quality.features import luminance
+from datamatters.quality.features import grey
 from datamatters.quality.near_duplicates.canonical_hash import popcount, view_hashes
 from datamatters.quality.near_duplicates.groups import find_near_duplicates
 from datamatters.quality.near_duplicates.registration import pair_similarity
@@ -55,7 +55,7 @@ def scene_poses(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
                 original = scene(int(sources[index - (n - copies)]), 64)[0]
                 images.append(_decoded(reencode(original, rng)))
         started = time.perf_counter()
-        pose, code = view_hashes(luminance(np.stack(images)))
+        pose, code = view_hashes(grey(np.stack(images)))
         seconds += time.perf_counter() - started
         poses.append(pose)
         codes.append(code)
@@ -111,7 +111,7 @@ def agreement(ks: list[int]) -> None:
 
     digits = ingest(list(Mnist5kSource().items()), 32, 1, 0.2, 0).train
     pool, _ = inject(digits, {"near_duplicate": 0.05}, seed=0)
-    views, codes = view_hashes(luminance(pool.images))
+    views, codes = view_hashes(grey(pool.images))
     every = all_pairs_within(codes[:, 0], RADIUS)  # the pose alone, as the check searched before
     similarity = pair_similarity(views[:, 0], every)
     reference = {tuple(p) for p in every[similarity >= MIN_SIMILARITY].tolist()}

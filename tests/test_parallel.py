@@ -14,7 +14,7 @@ from datamatters.parallel import (
     map_chunks,
     use_executor,
 )
-from datamatters.quality.features import luminance
+from datamatters.quality.features import grey
 from datamatters.quality.near_duplicates.canonical_hash import view_hashes
 from datamatters.quality.near_duplicates.groups import find_near_duplicates
 
@@ -44,7 +44,7 @@ def mnist_items():
 
 def _ingest_and_match(items):
     pool = ingest(items, 32, 1, 0.2, 0).train
-    views, codes = view_hashes(luminance(pool.images))
+    views, codes = view_hashes(grey(pool.images))
     matches = find_near_duplicates(
         views, codes, max_distance=10, min_similarity=0.975, max_neighbours=32
     )

@@ -290,15 +290,18 @@ def test_bad_settings_are_errors_naming_the_params_key_that_set_them():
         Dark(threshold={"mode": "absolute"})  # built by hand: named within the check
 
 
-def test_the_luminance_is_computed_once_per_run_and_shared(corrupted, monkeypatch):
+def test_brightness_is_streamed_and_the_hashes_computed_once_per_run(corrupted, monkeypatch):
     data, _ = corrupted
-    computed = []
-    whole = features.luminance_rows
+    batch_rows, hashed = [], []
+    brightness, greys = features.luminance, features.grey_rows
+    monkeypatch.setattr(features, "CHUNK", 256)
     monkeypatch.setattr(
-        features, "luminance_rows", lambda *args: computed.append(args) or whole(*args)
+        features, "luminance", lambda images: batch_rows.append(len(images)) or brightness(images)
     )
+    monkeypatch.setattr(features, "grey_rows", lambda *args: hashed.append(args) or greys(*args))
     assess(data, default_checks())
-    assert len(computed) == 1, "every brightness check and the near-duplicate search share it"
+    assert len(data.images) > 256 and max(batch_rows) <= 256, "never the whole dataset at once"
+    assert len(hashed) == 1, "the near-duplicate and reference-leak searches share the hashes"
 
 
 def test_assess_is_deterministic(corrupted):

@@ -14,6 +14,7 @@ per check, while the corruptions of `data/corrupt.py` are all caught.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -50,12 +51,12 @@ class CheckInputs:
     Datalab's issue managers share the statistics one of them computed).
 
     `usable`: the mask of decodable rows, the only rows any check but `undecodable` scores;
-    `rows`: their indices. `luminance`: float32 R×H×W brightness (0-255) of the R decodable rows,
-    which the brightness checks score and the near-duplicate searches pose and hash. It is held
-    whole, 4 bytes a pixel: 16 MB for this project's 4,000 32×32 digits, 400 MB for 100,000, while
-    the images themselves stay memory-mapped. `view_hashes(method)`: those rows' views (canonical
-    pose, as is; uint8 R×2×32×32) and their hashes, which both copy checks search
-    (`near_duplicates`, `reference_leak`). All are read-only: every check sees the same.
+    `rows`: their indices. `per_image(measure)`: a brightness check's per-row scores, streamed a
+    chunk at a time from the memory-mapped images, so no check holds every image's float
+    brightness (4 bytes a pixel: 2.6 GB for 160,000 64×64 images). `view_hashes(method)`: those
+    rows' views (canonical pose, as is; uint8 R×2×32×32, 2 KB an image) and their hashes, which
+    both copy checks search (`near_duplicates`, `reference_leak`). All are read-only: every check
+    sees the same.
     """
 
     data: StageData
@@ -72,15 +73,16 @@ class CheckInputs:
     def rows(self) -> np.ndarray:
         return _read_only(np.flatnonzero(self.usable))
 
-    @cached_property
-    def luminance(self) -> np.ndarray:
-        return _read_only(F.luminance_rows(self.data.images, self.rows))
+    def per_image(self, measure: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """`measure` of the brightness (float32, 0-255) of each decodable row, streamed a chunk
+        at a time from the (memory-mapped) images: no check holds every image's brightness."""
+        return F.per_chunk(self.data.images, lambda chunk: measure(F.luminance(chunk)), self.rows)
 
     def view_hashes(self, method: str) -> tuple[np.ndarray, np.ndarray]:
         """Views and their `method` hashes of the decodable rows, in `rows`' order: computed once,
         since the near-duplicate and the reference-leak checks search the same images."""
         if method not in self._hashes:
-            views, codes = view_hashes(self.luminance, method)
+            views, codes = view_hashes(F.grey_rows(self.data.images, self.rows), method)
             self._hashes[method] = _read_only(views), _read_only(codes)
         return self._hashes[method]
 
@@ -160,8 +162,7 @@ class ScoredCheck(Check):
 
 
 def _per_image(inputs: CheckInputs, measure) -> np.ndarray:
-    """`measure` of the shared brightness of each decodable row, a chunk at a time."""
-    return F.per_chunk(inputs.luminance, measure)
+    return inputs.per_image(measure)
 
 
 class Blur(ScoredCheck):

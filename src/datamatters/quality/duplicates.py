@@ -11,7 +11,7 @@ import pandas as pd
 
 from datamatters.errors import InputError
 from datamatters.quality.checks import Check, CheckInputs, CheckResult, decodable
-from datamatters.quality.features import luminance_rows
+from datamatters.quality.features import grey_rows
 from datamatters.quality.near_duplicates.canonical_hash import view_hashes
 from datamatters.quality.near_duplicates.groups import find_near_duplicates, group_roots
 from datamatters.quality.thresholds import setting_error
@@ -155,7 +155,7 @@ class ReferenceLeak(_HashSearch):
         copies = int(pd.notna(of).sum())
 
         searched = inputs.rows
-        ref_views, ref_codes = view_hashes(luminance_rows(reference.images, ref_usable), self.hash)
+        ref_views, ref_codes = view_hashes(grey_rows(reference.images, ref_usable), self.hash)
         views, codes = inputs.view_hashes(self.hash)
         matches = find_near_duplicates(
             np.concatenate([ref_views, views]),

@@ -20,10 +20,12 @@ def per_chunk(
     images: np.ndarray,
     fn: Callable[[np.ndarray], np.ndarray],
     rows: np.ndarray | None = None,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
 ) -> np.ndarray:
-    """`fn` over `images[rows]` (all rows if None) a chunk at a time, results concatenated."""
+    """`fn` over `images[rows]` (all rows if None) `chunk` (CHUNK) rows at a time, results
+    concatenated."""
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    chunk = chunk or CHUNK
     parts = [fn(np.asarray(images[rows[s : s + chunk]])) for s in range(0, len(rows), chunk)]
     return np.concatenate(parts) if parts else np.empty(0)
 
@@ -38,12 +40,18 @@ def luminance(images: np.ndarray) -> np.ndarray:
     return images[..., :3].astype(np.float32) @ LUMA
 
 
-def luminance_rows(images: np.ndarray, rows: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-    """`luminance` of `images[rows]` as one float32 R×H×W array, read a chunk at a time, so a
-    memory-mapped dataset is never held whole as uint8 besides."""
-    out = np.empty((len(rows), *images.shape[1:3]), dtype=np.float32)
+def grey(images: np.ndarray) -> np.ndarray:
+    """uint8 N×H×W: `luminance` rounded, what perceptual hashes read."""
+    return np.clip(np.rint(luminance(images)), 0, 255).astype(np.uint8)
+
+
+def grey_rows(images: np.ndarray, rows: np.ndarray, chunk: int | None = None) -> np.ndarray:
+    """`grey` of `images[rows]` as one uint8 R×H×W array, read a chunk at a time: a byte a pixel,
+    where the float luminance would take four."""
+    chunk = chunk or CHUNK
+    out = np.empty((len(rows), *images.shape[1:3]), dtype=np.uint8)
     for s in range(0, len(rows), chunk):
-        out[s : s + chunk] = luminance(images[rows[s : s + chunk]])
+        out[s : s + chunk] = grey(images[rows[s : s + chunk]])
     return out
 
 

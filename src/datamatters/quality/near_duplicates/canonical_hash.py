@@ -86,14 +86,10 @@ def perceptual_hashes(images: np.ndarray, method: str = "phash") -> np.ndarray:
     return np.packbits(bits.astype(np.uint8), axis=1).view(">u8").ravel().astype(np.uint64)
 
 
-def view_hashes(luminance: np.ndarray, method: str = "phash") -> tuple[np.ndarray, np.ndarray]:
-    """`image_views` (N×2×S×S) and their hashes (uint64 N×2) of an N×H×W brightness batch (0-255,
-    e.g. the run's shared `features.luminance`), in worker processes.
-
-    The brightness is rounded to uint8 here, before it is sent to the workers: a quarter of the
-    bytes of the float32 luminance to copy, and what `imagehash` reads anyway.
-    """
-    grey = np.clip(np.rint(luminance), 0, 255).astype(np.uint8)
+def view_hashes(grey: np.ndarray, method: str = "phash") -> tuple[np.ndarray, np.ndarray]:
+    """`image_views` (N×2×S×S) and their hashes (uint64 N×2) of a uint8 N×H×W brightness batch
+    (`features.grey`: what `imagehash` reads, and a quarter of the float luminance's bytes to send
+    to the workers), in worker processes."""
     if not len(grey):
         views = np.empty((0, len(VIEWS), CONFIRM_SIDE, CONFIRM_SIDE), np.uint8)
         return views, np.empty((0, len(VIEWS)), np.uint64)

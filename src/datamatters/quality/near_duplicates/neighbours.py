@@ -29,8 +29,8 @@ from datamatters.quality.near_duplicates.registration import (
 
 EMBED_SIDE = 13  # the blurred pose's inner 26×26 pixels, halved: 169 numbers per image
 EXACT_UP_TO = 20_000  # images searched exhaustively; a graph index (HNSW) beyond
-GRAPH_LINKS = 32  # HNSW neighbours per node
-GRAPH_BUILD_SEARCH = 80  # HNSW candidate list while building
+GRAPH_LINKS = 16  # HNSW neighbours per node
+GRAPH_BUILD_SEARCH = 40  # HNSW candidate list while building
 CHUNK = 8192  # images embedded at once
 
 
@@ -88,6 +88,6 @@ def _search(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
             index.add(base)
         finally:
             faiss.omp_set_num_threads(threads)
-        index.hnsw.efSearch = max(2 * k, GRAPH_BUILD_SEARCH)
+        index.hnsw.efSearch = 2 * k
     _, found = index.search(np.ascontiguousarray(queries), k)
     return found
