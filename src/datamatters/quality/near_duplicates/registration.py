@@ -7,10 +7,10 @@ Lucas-Kanade, batched) and the correlation of the two images' gradients decides.
 Hand-written because no library registers a batch: OpenCV's `findTransformECC` (rigid) does the
 job one pair at a time, as accurately but no faster, and would move every similarity score;
 scikit-image's `phase_cross_correlation` finds shifts, not turns. Measured with `python
-benchmarks/near_duplicate_registration.py` (14,214 prefiltered candidate pairs among MNIST-5k's
-train pool and 400 moved, turned, re-encoded copies; 2 shared cores, two runs): this batched
-Lucas-Kanade 2.1-4.5 s, 380 of 400 copies confirmed and 6 other pairs; ECC 4.8-5.8 s, 379 and 6;
-phase correlation 6.6-7.7 s, 236 and 2.
+benchmarks/near_duplicate_registration.py` (13,069 prefiltered candidate pairs among MNIST-5k's
+train pool and 400 moved, turned, re-encoded copies; 2 shared cores): this batched Lucas-Kanade
+1.6 s, 380 of 400 copies confirmed and 6 other pairs; ECC 4.0-4.8 s, 379 and 6; phase
+correlation 6.4 s, 236 and 2 (the counts the same as with the previous candidate search).
 """
 
 from __future__ import annotations
