@@ -67,7 +67,7 @@ def ingest(
     manifest["decode_error"] = manifest["decode_error"].astype("string")
     _check_usable(manifest)
     manifest["split"] = _assign_split(manifest, reference_fraction, seed)
-    data = StageData(np.stack(pixels), manifest)
+    data = StageData(pixels, manifest)
     is_reference = (manifest["split"] == REFERENCE).to_numpy()
     return IngestResult(train=data.select(~is_reference), reference=data.select(is_reference))
 
@@ -106,15 +106,22 @@ def balanced_head(items: list[SourceItem], limit: int) -> list[SourceItem]:
     return sorted(chosen, key=lambda item: order[id(item)])
 
 
-def _decode_all(items: list[SourceItem], image_size: int, channels: int) -> tuple[list[dict], list]:
-    """Manifest rows and pixels for every item; an undecodable one gets a reason and a blank."""
-    rows, pixels = [], []
-    blank = np.zeros((image_size, image_size, channels), dtype=np.uint8)
+def _decode_all(
+    items: list[SourceItem], image_size: int, channels: int
+) -> tuple[list[dict], np.ndarray]:
+    """Manifest rows and pixels for every item; an undecodable one gets a reason and a blank.
+
+    Each chunk's pixels are copied into one array as it arrives, so the decoded images are held
+    once, not as a list and then a stacked copy of it.
+    """
+    rows = []
+    pixels = np.zeros((len(items), image_size, image_size, channels), dtype=np.uint8)
     decode_chunk = partial(_decode_chunk, image_size=image_size, channels=channels)
     for done, results in map_chunks(decode_chunk, items):
         for item, result in zip(items[len(rows) : done], results, strict=True):
+            if not isinstance(result, str):
+                pixels[len(rows)] = result.pixels
             rows.append(_manifest_row(len(rows), item, result))
-            pixels.append(blank if isinstance(result, str) else result.pixels)
         if done // PROGRESS_EVERY > (done - len(results)) // PROGRESS_EVERY or done == len(items):
             log.info("decoded %d/%d", done, len(items))
     return rows, pixels
