@@ -24,12 +24,18 @@ DONE = re.compile(r"^\[(\w+)\] done in ([\d.]+) s$", re.M)  # every stage's last
 RAN = re.compile(r"Running stage '(\w+)'")
 
 
-def run(cmd: Sequence[str], cwd: Path) -> tuple[float, str]:
-    """Seconds `cmd` took in `cwd` and what it printed; exits with its output if it failed."""
+def project_env(cwd: Path) -> dict[str, str]:
+    """The environment a command in the scratch project `cwd` runs with: this interpreter's tools
+    first on PATH, the project's own `src/` on the import path."""
     env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(cwd / "src"))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def run(cmd: Sequence[str], cwd: Path) -> tuple[float, str]:
+    """Seconds `cmd` took in `cwd` and what it printed; exits with its output if it failed."""
     started = time.perf_counter()
-    done = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(list(cmd), cwd=cwd, env=project_env(cwd), capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

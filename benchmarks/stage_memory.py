@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
-from project_runs import run, scratch_project
+from project_runs import project_env, run, scratch_project
 from scenes import write_scenes
 
 MEASURE = (
@@ -40,17 +40,9 @@ def peak(project: Path, command: str) -> tuple[float, int]:
         capture_output=True,
         text=True,
         check=True,
-        env=run_env(project),
+        env=project_env(project),
     )
     return time.perf_counter() - started, int(done.stdout.strip().splitlines()[-1])
-
-
-def run_env(project: Path) -> dict[str, str]:
-    import os
-
-    env = dict(os.environ, PYTHONPATH=str(project / "src"))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return env
 
 
 def main() -> None:

@@ -38,6 +38,10 @@ def available_workers() -> int:
 
 
 class Executor(Protocol):
+    def chunk_size(self, items: int, preferred: int) -> int:
+        """Items per chunk: changes how the work is spread, never its results."""
+        ...
+
     def map(self, fn: Callable[[Sequence[T]], R], chunks: Iterable[Sequence[T]]) -> Iterator[R]:
         """`fn` of each chunk, yielded in the chunks' order."""
         ...
@@ -48,6 +52,11 @@ class LocalProcesses:
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers
+
+    def chunk_size(self, items: int, preferred: int) -> int:
+        """At most `preferred`, and smaller when that gives every worker a chunk."""
+        workers = min(self.workers or available_workers(), items // MIN_ITEMS_PER_WORKER)
+        return max(1, min(preferred, -(-items // max(workers, 1))))
 
     def map(self, fn: Callable[[Sequence[T]], R], chunks: Iterable[Sequence[T]]) -> Iterator[R]:
         chunks = list(chunks)
@@ -67,6 +76,9 @@ class RayTasks:
     def __init__(self, address: str | None = "auto", in_flight: int = 64) -> None:
         self.address = address
         self.in_flight = max(1, int(in_flight))
+
+    def chunk_size(self, items: int, preferred: int) -> int:
+        return preferred
 
     def map(self, fn: Callable[[Sequence[T]], R], chunks: Iterable[Sequence[T]]) -> Iterator[R]:
         import ray
@@ -117,9 +129,7 @@ def map_chunks(
     be picklable, and the executor set by `use_executor` runs the chunks.
     """
     small = len(items) < 2 * MIN_ITEMS_PER_WORKER
-    if isinstance(_executor, LocalProcesses):  # one chunk per worker if smaller: speed, not results
-        workers = min(_executor.workers or available_workers(), len(items) // MIN_ITEMS_PER_WORKER)
-        chunk_size = max(1, min(chunk_size, -(-len(items) // max(workers, 1))))
+    chunk_size = _executor.chunk_size(len(items), chunk_size)
     starts = range(0, len(items), chunk_size)
     chunks = (items[start : start + chunk_size] for start in starts)
     results = map(fn, chunks) if small else _executor.map(fn, chunks)

@@ -161,10 +161,6 @@ class ScoredCheck(Check):
         return CheckResult(usable & beyond(scores, cut, self.direction), scores, cut)
 
 
-def _per_image(inputs: CheckInputs, measure) -> np.ndarray:
-    return inputs.per_image(measure)
-
-
 class Blur(ScoredCheck):
     """Out of focus or upscaled: little of the image's contrast is in fine detail.
 
@@ -178,7 +174,7 @@ class Blur(ScoredCheck):
     default_z = 5.0
 
     def measure(self, inputs):
-        return _per_image(inputs, F.sharpness)
+        return inputs.per_image(F.sharpness)
 
 
 class Noise(ScoredCheck):
@@ -194,7 +190,7 @@ class Noise(ScoredCheck):
     default_z = 5.0
 
     def measure(self, inputs):
-        return _per_image(inputs, F.noise_level)
+        return inputs.per_image(F.noise_level)
 
 
 class Dark(ScoredCheck):
@@ -212,7 +208,7 @@ class Dark(ScoredCheck):
     default_z = 6.0
 
     def measure(self, inputs):
-        return _per_image(inputs, lambda grey: F.brightness_percentile(grey, 99))
+        return inputs.per_image(lambda grey: F.brightness_percentile(grey, 99))
 
 
 class Light(ScoredCheck):
@@ -228,7 +224,7 @@ class Light(ScoredCheck):
     default_z = 6.0
 
     def measure(self, inputs):
-        return _per_image(inputs, lambda grey: F.brightness_percentile(grey, 5))
+        return inputs.per_image(lambda grey: F.brightness_percentile(grey, 5))
 
 
 class LowInformation(ScoredCheck):
@@ -255,13 +251,13 @@ class LowInformation(ScoredCheck):
         self.min_std = float(min_std)
 
     def measure(self, inputs):
-        return _per_image(inputs, F.spread)
+        return inputs.per_image(F.spread)
 
     def run(self, inputs: CheckInputs) -> CheckResult:
         result = super().run(inputs)
         usable = inputs.usable
         std = np.full(len(usable), np.nan)
-        std[inputs.rows] = _per_image(inputs, lambda grey: grey.reshape(len(grey), -1).std(axis=1))
+        std[inputs.rows] = inputs.per_image(lambda grey: grey.reshape(len(grey), -1).std(axis=1))
         blank = usable & (std < self.min_std)
         return CheckResult(
             result.flagged | blank,
