@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.parallel import (
     WORKERS_ENV,
-    RayTasks,
     available_workers,
     map_chunks,
-    use_executor,
 )
 from datamatters.quality.features import grey
 from datamatters.quality.near_duplicates.canonical_hash import view_hashes
@@ -63,39 +66,25 @@ def test_ingest_and_near_duplicates_same_with_two_workers(monkeypatch, mnist_ite
     assert one_matches.candidates == two_matches.candidates > 0
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A real Ray cluster of two nodes on this machine (a head and a worker node, each its own
-    raylet with one CPU), the way `ray start --head` and `ray start --address` make one."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
-    )
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+RAY_RUN = Path(__file__).with_name("ray_run.py")
 
 
 @pytest.mark.slow
-def test_ray_executor_on_two_nodes_gives_the_local_bytes(monkeypatch, mnist_items, ray_cluster):
-    def node_of(chunk: list[int]) -> list[str]:  # defined here: Ray ships it by value
-        import time
-
-        import ray
-
-        time.sleep(0.5)  # long enough that a busy node's next chunk goes to the other node
-        return [ray.get_runtime_context().get_node_id()] * len(chunk)
-
+def test_ray_executor_on_two_nodes_gives_the_local_bytes(monkeypatch, mnist_items, tmp_path):
+    """The cluster and its driver run in a child process: a process that holds a Ray client's
+    threads must not fork, and this one forks its local workers."""
     monkeypatch.setenv(WORKERS_ENV, "2")
     local, local_matches = _ingest_and_match(mnist_items)
-    with use_executor(RayTasks(address=ray_cluster.address, in_flight=4)):
-        nodes = {n for _, part in map_chunks(node_of, list(range(8 * 512)), 512) for n in part}
-        remote, remote_matches = _ingest_and_match(mnist_items)
-    assert len(nodes) == 2, "the chunks ran on both nodes"
-    assert np.array_equal(local.images, remote.images)
-    assert local.manifest.equals(remote.manifest)
-    assert np.array_equal(local_matches.pairs, remote_matches.pairs)
+    done = subprocess.run(
+        [sys.executable, str(RAY_RUN), str(tmp_path), str(len(mnist_items))],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    remote = np.load(tmp_path / "ray.npz", allow_pickle=False)
+    assert remote["nodes"] == 2, "the chunks ran on both nodes"
+    assert np.array_equal(local.images, remote["images"])
+    assert local.manifest.equals(pd.read_parquet(tmp_path / "manifest.parquet"))
+    assert np.array_equal(local_matches.pairs, remote["pairs"])

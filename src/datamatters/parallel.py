@@ -48,7 +48,12 @@ class Executor(Protocol):
 
 
 class LocalProcesses:
-    """Worker processes on this machine, one per CPU unless `DATAMATTERS_WORKERS` says fewer."""
+    """Worker processes on this machine, one per CPU unless `DATAMATTERS_WORKERS` says fewer.
+
+    Workers are forked (a fork server cost the default quality stage 3-5 s per run here), so a
+    process that also holds a Ray client's threads must not use it: a fork can copy a lock some
+    other thread holds. A stage runs on one executor or the other, never both.
+    """
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers
