@@ -1,4 +1,5 @@
-"""Wall time of the default pipeline on a fresh clone: every stage, a no-op, a training change.
+"""Wall time and disk use of the default pipeline on a fresh clone: every stage, a no-op, a
+training change.
 
     python benchmarks/repro_time.py [--rev REV ...] [--repo .] [--keep]
 
@@ -6,7 +7,8 @@ For each `--rev` (default: HEAD; give two, e.g. `--rev <before> --rev HEAD`, for
 table measured on the same machine in one run), clones the committed revision into a temporary
 directory (so nothing cached here helps), runs `dvc repro --force` with its default params.yaml,
 then a no-op `dvc repro` and one after a training-only change, and prints each stage's own time
-(every stage prints `[stage] done in N s`), the wall times and the metrics the run produced.
+(every stage prints `[stage] done in N s`), the wall times, the metrics the run produced, and the
+bytes the forced run left in `data/` and in the DVC cache (each file counted once, as `du` does).
 The wall time of `dvc repro --force` less the stages' own times is start-up (Python and the
 imports of each stage script) and DVC's own work.
 """
@@ -34,6 +36,18 @@ class Timing:
     training_change: float = 0.0
     training_change_stages: list[str] = field(default_factory=list)
     metrics: dict[str, dict] = field(default_factory=dict)
+    disk: dict[str, int] = field(default_factory=dict)
+
+
+def bytes_on_disk(*folders: Path) -> int:
+    """Bytes of the files under `folders`, a hard-linked file counted once (as `du` counts)."""
+    seen: dict[tuple[int, int], int] = {}
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                info = path.stat()
+                seen[(info.st_dev, info.st_ino)] = info.st_size
+    return sum(seen.values())
 
 
 def halve_learning_rate(clone: Path) -> None:
@@ -56,6 +70,12 @@ def measure(repo: Path, rev: str, work: Path) -> Timing:
     timing.metrics = {
         name: json.loads((clone / "metrics" / f"{name}.json").read_text())
         for name in ("judge", "labeling", "evaluate")
+    }
+    data, cache = clone / "data", clone / ".dvc" / "cache"
+    timing.disk = {
+        "data/": bytes_on_disk(data),
+        "DVC cache": bytes_on_disk(cache),
+        "both": bytes_on_disk(data, cache),
     }
     timing.noop, _ = run(["dvc", "repro"], clone)
     halve_learning_rate(clone)
@@ -80,6 +100,9 @@ def report(timings: list[Timing]) -> None:
     }
     for name, value in rows.items():
         print(f"{name:<22}" + "".join(f"{value(t):>{width - 2}.1f} s" for t in timings))
+    for name in timings[0].disk:
+        cells = "".join(f"{t.disk[name] / 2**20:>{width - 4}.1f} MiB" for t in timings)
+        print(f"{name:<22}{cells}")
     for t in timings:
         print(f"\n{t.rev}: the training change re-ran {', '.join(t.training_change_stages)}")
         for name, metrics in t.metrics.items():

@@ -34,7 +34,7 @@ def main() -> None:
             "labeling.audit.start_from_judge=false with labeling.audit.classifier.max_epochs=6",
         ) from err
     report = label_report(labeled.manifest, summary)
-    write_stage_data(args.output, labeled)
+    write_stage_data(args.output, labeled, pixels=False)
     write_json(args.metrics, report)
     write_confusion_rows(labeled.manifest, summary.classes, args.confusion)
     log.info(

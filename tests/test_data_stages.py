@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import albumentations as A
@@ -127,6 +128,42 @@ def test_stage_data_round_trip_and_validation(tmp_path, monkeypatch):
         read_stage_data("data/quality")
     with pytest.raises(InputError, match="no stage in dvc.yaml writes it"):
         read_stage_data("elsewhere")
+
+
+def test_a_deciding_stage_points_at_the_pixels_instead_of_copying_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_stage_data("data/raw", tiny_pool())
+    raw = read_stage_data("data/raw")
+    assessed, _ = assess(raw, default_checks())
+    write_stage_data("data/quality", assessed, pixels=False)
+    assert sorted(p.name for p in (tmp_path / "data/quality").iterdir()) == [
+        "manifest.parquet",
+        "pixels.json",
+    ]
+    write_stage_data("data/copied", assessed)
+    back, copied = read_stage_data("data/quality"), read_stage_data("data/copied")
+    assert np.array_equal(back.images, copied.images)
+    assert back.manifest.equals(copied.manifest), "the row pointers stay out of the manifest"
+    kept = kept_rows(back)  # a subset read back from a pointer points at the same pixels
+    write_stage_data("data/labeled", kept, pixels=False)
+    again = read_stage_data("data/labeled")
+    assert np.array_equal(again.images, kept.images) and again.manifest.equals(kept.manifest)
+    assert json.loads((tmp_path / "data/labeled/pixels.json").read_text()) == {"directory": "raw"}
+
+
+def test_pointer_errors_name_the_file_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_stage_data("data/raw", tiny_pool())
+    write_stage_data("data/quality", read_stage_data("data/raw"), pixels=False)
+    with pytest.raises(ValueError, match="needs data read from a sibling"):
+        write_stage_data("data/labeled", tiny_pool(), pixels=False)
+    (tmp_path / "data/quality/pixels.json").write_text('{"directory": "../../etc"}')
+    with pytest.raises(InputError, match="points outside data"):
+        read_stage_data("data/quality")
+    (tmp_path / "data/quality/pixels.json").write_text('{"directory": "raw"}')
+    (tmp_path / "data/raw/images.npy").unlink()
+    with pytest.raises(InputError, match=r"raw/images.npy.*missing.*dvc repro ingest"):
+        read_stage_data("data/quality")
 
 
 def test_failed_write_leaves_previous_output_untouched(tmp_path):

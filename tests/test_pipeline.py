@@ -68,6 +68,22 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
     assert floor["generated_images"] == 100 and floor["fid_judge_100"] < metrics["fid_judge_100"]
 
 
+def test_deciding_stages_store_no_pixels_and_readers_depend_on_the_pixels(project):
+    """reference_quality, quality and labeling point at ingest's pixels; a stage reading one of
+    their outputs must list the pointed directory too, or DVC would neither re-run it when the
+    pixels change nor pull them for it."""
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    pointers = sorted(p.parent.name for p in (project / "data").glob("*/pixels.json"))
+    assert pointers == ["labeled", "quality", "reference"]
+    assert not any((project / "data" / name / "images.npy").exists() for name in pointers)
+    for name, stage in stages.items():
+        for dep in stage.get("deps", []):
+            pointer = project / dep / "pixels.json"
+            if pointer.is_file():
+                store = f"data/{json.loads(pointer.read_text())['directory']}"
+                assert store in stage["deps"], f"{name} reads {dep} but does not depend on {store}"
+
+
 def test_noop_repro_runs_nothing(project):
     assert stages_run(sh(project, "dvc", "repro")) == set()
 

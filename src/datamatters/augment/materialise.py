@@ -21,22 +21,31 @@ CARRIED_COLUMNS = ("id", "source", "label", "sha256", "split", "label_source")
 
 
 def materialise(kept: StageData, pipeline: Transform, copies: int) -> StageData:
-    """The kept rows followed by `copies` augmented passes over them, in order."""
+    """The kept rows followed by `copies` augmented passes over them, in order.
+
+    Each augmented image is written straight into the one output array: the set is held once,
+    not once as a list of passes and again when they are joined.
+    """
     originals = kept.manifest.loc[:, list(CARRIED_COLUMNS)].assign(
         parent_id=kept.manifest["id"], augmented=False
     )
-    images, manifests = [kept.images], [originals]
+    count = len(kept.images)
+    images = np.empty((count * (copies + 1), *kept.images.shape[1:]), dtype=np.uint8)
+    images[:count] = kept.images
+    manifests = [originals]
     for copy in range(1, copies + 1):
-        augmented = np.stack([_apply(pipeline, image) for image in kept.images])
-        rows = originals.assign(
-            id=originals["id"] + f"-aug{copy}",
-            sha256=[pixel_sha256(image) for image in augmented],
-            augmented=True,
+        augmented = images[copy * count : (copy + 1) * count]
+        for row, image in enumerate(kept.images):
+            augmented[row] = _apply(pipeline, image)
+        manifests.append(
+            originals.assign(
+                id=originals["id"] + f"-aug{copy}",
+                sha256=[pixel_sha256(image) for image in augmented],
+                augmented=True,
+            )
         )
-        images.append(augmented)
-        manifests.append(rows)
-        log.info("augmented copy %d/%d: %d images", copy, copies, len(augmented))
-    return StageData(np.concatenate(images), pd.concat(manifests, ignore_index=True))
+        log.info("augmented copy %d/%d: %d images", copy, copies, count)
+    return StageData(images, pd.concat(manifests, ignore_index=True))
 
 
 def _apply(pipeline: Transform, image: np.ndarray) -> np.ndarray:

@@ -65,7 +65,7 @@ def carry_labels(data: StageData, classes: Sequence[str] | None, source_path: st
     manifest["predicted_label"] = pd.Series(pd.NA, index=manifest.index, dtype="string")
     manifest["predicted_confidence"] = np.nan
     manifest["label_quality"] = np.nan
-    return StageData(data.images, manifest)
+    return data.with_manifest(manifest)
 
 
 def audit_labels(
@@ -94,14 +94,14 @@ def audit_labels(
     summary = AuditSummary(classes=classes)
     if not cfg.audit.enabled and not (cfg.autolabel.enabled and unlabeled.any()):
         summary.skipped = "labeling.audit.enabled is false and no row needs auto-labeling"
-        return StageData(data.images, manifest), summary
+        return data.with_manifest(manifest), summary
     if len(classes) < 2:
         summary.skipped = (
             f"{len(classes)} class(es) with at least labeling.audit.folds={cfg.audit.folds} "
             "labeled kept images; the audit and auto-labeling need 2"
         )
         log.warning("label audit skipped: %s", summary.skipped)
-        return StageData(data.images, manifest), summary
+        return data.with_manifest(manifest), summary
 
     ids = class_ids(labels[audited], classes)
     probs = cross_validated_probabilities(
@@ -121,7 +121,7 @@ def audit_labels(
     if cfg.autolabel.enabled and unlabeled.any():
         _record_predictions(manifest, unlabeled, probs.unlabeled, classes, None)
         _autolabel(manifest, unlabeled, cfg.autolabel.min_confidence)
-    return StageData(data.images, manifest), summary
+    return data.with_manifest(manifest), summary
 
 
 def _record_predictions(

@@ -76,4 +76,4 @@ def assess(
     manifest["keep"] = ~dropped
     report["kept"] = int((~dropped).sum())
     report["kept_fraction"] = round(float((~dropped).mean()), 6) if len(manifest) else 0.0
-    return StageData(data.images, manifest), report
+    return data.with_manifest(manifest), report

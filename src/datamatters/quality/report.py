@@ -66,7 +66,7 @@ def write_checked(
 ) -> None:
     """A checking stage's outputs (`paths`: output, metrics, gallery) and its closing lines, the
     same for the train pool and the reference split."""
-    write_stage_data(paths["output"], assessed)
+    write_stage_data(paths["output"], assessed, pixels=False)
     write_json(paths["metrics"], report)
     save_gallery(assessed.images, assessed.manifest, list(checks), paths["gallery"])
     log_summary(report, checks)
