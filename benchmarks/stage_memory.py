@@ -1,19 +1,23 @@
-"""Peak resident memory and time of the data stages on a folder of colour scenes.
+"""Peak resident memory and time of the data stages on folders of colour scenes, by size.
 
-    python benchmarks/stage_memory.py [--n 10000] [--stages ingest reference_quality]
+    python benchmarks/stage_memory.py [--n 10000 40000 160000] [--stages ingest ...] [-S k=v]
 
-Writes `--n` distinct 64×64 colour scenes (`scenes.write_scenes`), makes a scratch copy of this
-project on them (`data=folder data.channels=3 data.image_size=64`), runs `dvc repro` up to the
-last of `--stages` so every input exists, then runs each stage's own command from `dvc.yaml`
-again, alone, in a fresh process, and reports its wall time and the peak resident memory of the
-largest process it started (the stage itself or one of its workers), with the pixels' own size
-for scale. Run it from two checkouts to compare releases side by side.
+For each `--n`, writes that many distinct 64×64 colour scenes (`scenes.write_scenes`), makes a
+scratch copy of this project on them (`data=folder data.channels=3 data.image_size=64`, plus any
+`-S` overrides), runs `dvc repro` up to the last of `--stages` so every input exists, then runs
+each stage's own command from `dvc.yaml` again, alone, in a fresh process, and reports its wall
+time and the peak resident memory of the largest process it started (the stage itself or one of
+its workers), with the pixels' own size for scale, and how many times over `data/` holds them.
+With several sizes it ends with each stage's growth exponent between consecutive sizes
+(log time ratio / log size ratio: 1.0 is linear). Run it from two checkouts to compare releases.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -45,28 +49,44 @@ def peak(project: Path, command: str) -> tuple[float, int]:
     return time.perf_counter() - started, int(done.stdout.strip().splitlines()[-1])
 
 
+def measure(n: int, stages: list[str], overrides: list[str]) -> dict[str, dict[str, float]]:
+    """Each stage's seconds and peak MiB on `n` scenes, and `data/`'s size in pixel copies."""
+    work = Path(tempfile.mkdtemp(prefix="datamatters-memory-"))
+    write_scenes(work / "images", n, 64, 0.01, 0)
+    folder = ["data=folder", f"data.path={work / 'images'}", "data.channels=3"]
+    project = scratch_project(work / "project", [*folder, "data.image_size=64", *overrides])
+    run(["dvc", "repro", stages[-1]], project)
+    commands = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    pixels = n * 64 * 64 * 3
+    results = {}
+    for stage in stages:
+        seconds, kib = peak(project, commands[stage]["cmd"])
+        results[stage] = {"seconds": round(seconds, 1), "peak_mib": round(kib / 1024)}
+        print(f"{n:>8} {stage:<18} {seconds:>8.1f} s {kib / 1024:>8.0f} MiB peak", flush=True)
+    stored = sum(p.stat().st_size for p in (project / "data").rglob("*.npy"))
+    results["data/"] = {"pixel_copies": round(stored / pixels, 2), "pixels_mib": pixels / 2**20}
+    print(f"{n:>8} images: {pixels / 2**20:.0f} MiB of pixels; data/ holds {stored / pixels:.2f}x")
+    shutil.rmtree(work)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--n", type=int, nargs="+", default=[10_000])
     parser.add_argument("--stages", nargs="+", default=["ingest", "reference_quality"])
+    parser.add_argument("-S", dest="overrides", action="append", default=[], help="key=value")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="datamatters-memory-"))
-    write_scenes(work / "images", args.n, 64, 0.01, 0)
-    overrides = ["data=folder", f"data.path={work / 'images'}", "data.channels=3"]
-    project = scratch_project(work / "project", [*overrides, "data.image_size=64"])
-    run(["dvc", "repro", args.stages[-1]], project)
-    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    pixels_mib = args.n * 64 * 64 * 3 / 2**20
-    results = {}
+    by_size = {n: measure(n, args.stages, args.overrides) for n in args.n}
+    sizes = list(by_size)
     for stage in args.stages:
-        seconds, kib = peak(project, stages[stage]["cmd"])
-        results[stage] = {"seconds": round(seconds, 1), "peak_mib": round(kib / 1024)}
-        print(f"{stage:<18} {seconds:>7.1f} s {kib / 1024:>8.0f} MiB peak", flush=True)
-    print(f"{args.n} images, {pixels_mib:.0f} MiB of pixels")
-    print(json.dumps(results))
-    shutil.rmtree(work)
+        growth = [
+            math.log(by_size[b][stage]["seconds"] / by_size[a][stage]["seconds"]) / math.log(b / a)
+            for a, b in itertools.pairwise(sizes)
+        ]
+        print(f"{stage:<18} time grows as N^" + ", N^".join(f"{g:.2f}" for g in growth))
+    print(json.dumps(by_size))
 
 
 if __name__ == "__main__":

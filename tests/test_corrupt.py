@@ -269,16 +269,18 @@ def test_natural_images_load_without_network(monkeypatch):
         assert min(corrupt._natural_image(name).shape[:2]) >= 128
 
 
-def test_thousands_of_images_take_well_under_seconds(mnist):
-    import time
-
+def test_thousands_of_images_get_every_kind_in_proportion(mnist):
+    """At ten times the size every kind gets its share; how fast is measured in benchmarks, not
+    asserted here."""
     big = StageData(
         np.concatenate([mnist.images] * 10),
         pd.concat([mnist.manifest] * 10, ignore_index=True),
     )
-    start = time.perf_counter()
-    inject(big, ALL, seed=0)
-    assert time.perf_counter() - start < 3
+    out, counts = inject(big, ALL, seed=0)
+    clean = int(big.manifest["decode_error"].isna().sum())
+    assert counts == dict.fromkeys(KINDS, round(0.05 * clean))
+    assert out.manifest["injected"].value_counts().to_dict() == counts
+    assert len(out.images) == len(big.images) + sum(counts[kind] for kind in ADDED)
 
 
 def test_no_fractions_only_adds_the_ground_truth_columns(rgb):

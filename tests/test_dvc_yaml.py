@@ -86,6 +86,7 @@ def test_deps_are_exactly_the_modules_the_stage_uses(stage):
     declared = {d for d in deps if d.startswith(("src/", "stages/"))}
     sections = spec["params"] + CHECKPOINT_SECTIONS.get(stage, [])
     used = imported_modules(stage, instantiated_modules(sections)) | {f"stages/{stage}.py"}
+    assert len(deps) == len(set(deps)), f"{stage} lists a dependency twice"
     assert used - declared == set(), f"{stage} uses modules dvc.yaml does not list"
     assert declared - used == set(), f"{stage} lists modules it does not use"
 

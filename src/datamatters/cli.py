@@ -42,13 +42,9 @@ def _fid(args: argparse.Namespace) -> int:
     from datamatters.metrics.folder_fid import folder_fid
 
     started = time.perf_counter()
-    try:
-        value = folder_fid(
-            args.dir_a, args.dir_b, args.features, args.batch_size, args.judge, args.device
-        )
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    value = folder_fid(
+        args.dir_a, args.dir_b, args.features, args.batch_size, args.judge, args.device
+    )
     print(f"FID ({args.features} features): {value:.6f}")
     print(f"in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
@@ -157,13 +153,9 @@ def _load_generator(path: Path):
 def _sample(args: argparse.Namespace) -> int:
     from datamatters.models.serving import class_ids, write_samples
 
-    try:
-        model = _load_generator(args.checkpoint)
-        labels = class_ids(model, args.class_name, args.n)
-        images = model.sample(args.n, seed=args.seed, labels=labels)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    model = _load_generator(args.checkpoint)
+    labels = class_ids(model, args.class_name, args.n)
+    images = model.sample(args.n, seed=args.seed, labels=labels)
     write_samples(images, args.out)
     print(f"wrote {args.n} samples (seed {args.seed}) to {args.out}")
     return 0
@@ -172,12 +164,7 @@ def _sample(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from datamatters.models.serving import export
 
-    try:
-        model = _load_generator(args.checkpoint)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    report = export(model, args.out)
+    report = export(_load_generator(args.checkpoint), args.out)
     for kind in ("torchscript", "onnx"):
         difference = getattr(report, f"{kind}_max_abs_diff")
         print(
@@ -301,12 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The one error boundary: what a user can fix (a missing file, a bad value, a trace that
+    cannot be built) is one line and exit status 2; anything else keeps its traceback."""
+    from datamatters.errors import InputError
     from datamatters.trace.experiments import TraceError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except TraceError as err:
+    except (FileNotFoundError, ValueError, InputError, TraceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
