@@ -311,3 +311,15 @@ def test_the_real_sample_is_the_same_bytes_whatever_corruption_is_injected(tmp_p
     assert len(raw[0]) != len(raw[1]) or not (raw[0] == raw[1]).all(), (
         "corruption did change the pool"
     )
+
+
+def test_rows_reordered_in_place_match_a_fancy_index():
+    from datamatters.data.ingest import _reorder_rows
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 2, 7, 300):
+        rows = rng.integers(0, 256, size=(n, 3, 3, 1), dtype=np.uint8)
+        order = rng.permutation(n)
+        expected = rows[order]
+        _reorder_rows(rows, order)
+        assert np.array_equal(rows, expected)

@@ -294,7 +294,7 @@ def test_brightness_is_streamed_and_the_hashes_computed_once_per_run(corrupted, 
     data, _ = corrupted
     batch_rows, hashed = [], []
     brightness, greys = features.luminance, features.grey_rows
-    monkeypatch.setattr(features, "CHUNK", 256)
+    monkeypatch.setattr(features, "CHUNK_BYTES", 256 * data.images[0].nbytes)  # 256 rows
     monkeypatch.setattr(
         features, "luminance", lambda images: batch_rows.append(len(images)) or brightness(images)
     )
@@ -302,6 +302,12 @@ def test_brightness_is_streamed_and_the_hashes_computed_once_per_run(corrupted, 
     assess(data, default_checks())
     assert len(data.images) > 256 and max(batch_rows) <= 256, "never the whole dataset at once"
     assert len(hashed) == 1, "the near-duplicate and reference-leak searches share the hashes"
+
+
+def test_a_chunk_holds_a_fixed_number_of_pixels_whatever_the_image_size():
+    grey_32 = np.zeros((1, 32, 32, 1), np.uint8)
+    rgb_64 = np.zeros((1, 64, 64, 3), np.uint8)
+    assert features.chunk_rows(grey_32) == 4096 and features.chunk_rows(rgb_64) == 341
 
 
 def test_assess_is_deterministic(corrupted):

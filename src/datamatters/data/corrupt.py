@@ -87,7 +87,8 @@ def inject(
     _check_room(counts, int(clean.sum()), int(labeled.sum()), len(classes))
     rngs = dict(zip(KINDS, np.random.default_rng(seed).spawn(len(KINDS)), strict=True))
 
-    images = np.array(pool.images, copy=True)
+    # a run with nothing to inject passes the pixels through: no copy of the whole pool
+    images = np.array(pool.images, copy=True) if any(counts.values()) else pool.images
     manifest["injected"] = pd.Series(pd.NA, index=manifest.index, dtype="string")
     manifest["clean_label"] = manifest["label"].astype("string")
     free = clean.copy()
@@ -108,10 +109,10 @@ def inject(
         for kind in ADDED
         if counts[kind]
     ]
-    out = StageData(
-        np.concatenate([images, *(rows.images for rows in added)]),
-        pd.concat([manifest, *(rows.manifest for rows in added)], ignore_index=True),
-    )
+    if added:
+        images = np.concatenate([images, *(rows.images for rows in added)])
+        manifest = pd.concat([manifest, *(rows.manifest for rows in added)], ignore_index=True)
+    out = StageData(images, manifest)
     summary = ", ".join(f"{kind}={n}" for kind, n in counts.items() if n) or "nothing"
     log.info(
         "injected corruption into %d clean train rows (seed %d): %s", clean.sum(), seed, summary

@@ -67,9 +67,31 @@ def ingest(
     manifest["decode_error"] = manifest["decode_error"].astype("string")
     _check_usable(manifest)
     manifest["split"] = _assign_split(manifest, reference_fraction, seed)
-    data = StageData(pixels, manifest)
     is_reference = (manifest["split"] == REFERENCE).to_numpy()
-    return IngestResult(train=data.select(~is_reference), reference=data.select(is_reference))
+    order = np.concatenate([np.flatnonzero(~is_reference), np.flatnonzero(is_reference)])
+    _reorder_rows(pixels, order)
+    manifest = manifest.iloc[order].reset_index(drop=True)
+    cut = int((~is_reference).sum())
+    return IngestResult(
+        train=StageData(pixels[:cut], manifest.iloc[:cut].reset_index(drop=True)),
+        reference=StageData(pixels[cut:], manifest.iloc[cut:].reset_index(drop=True)),
+    )
+
+
+def _reorder_rows(rows: np.ndarray, order: np.ndarray) -> None:
+    """`rows[i] = rows[order[i]]` for every i at once, in place, one row of scratch: so the train
+    pool and the reference split are two views of the decoded pixels, not two more copies."""
+    placed = np.zeros(len(order), dtype=bool)
+    for start in range(len(order)):
+        if placed[start]:
+            continue
+        held, here = rows[start].copy(), start
+        while order[here] != start:
+            rows[here] = rows[order[here]]
+            placed[here] = True
+            here = order[here]
+        rows[here] = held
+        placed[here] = True
 
 
 def real_sample(train: StageData, count: int, seed: int) -> StageData:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-CHUNK = 4096
+CHUNK_BYTES = 4 * 2**20  # pixels per chunk: 4,096 32×32 grey images, 341 64×64 RGB ones
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as PIL's "L" mode
 NOISE_KERNEL_GAIN = 6.0 * 0.6745  # |response| median of unit white noise to the kernel below
 MIN_RANGE = 32.0  # grey levels: the smallest dynamic range `spread` divides by
@@ -22,12 +22,19 @@ def per_chunk(
     rows: np.ndarray | None = None,
     chunk: int | None = None,
 ) -> np.ndarray:
-    """`fn` over `images[rows]` (all rows if None) `chunk` (CHUNK) rows at a time, results
-    concatenated."""
+    """`fn` over `images[rows]` (all rows if None) `chunk` rows at a time (by default as many as
+    fill `CHUNK_BYTES`), results concatenated."""
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
-    chunk = chunk or CHUNK
+    chunk = chunk or chunk_rows(images)
     parts = [fn(np.asarray(images[rows[s : s + chunk]])) for s in range(0, len(rows), chunk)]
     return np.concatenate(parts) if parts else np.empty(0)
+
+
+def chunk_rows(images: np.ndarray) -> int:
+    """Rows per chunk: a fixed number of pixels, not of images, because the measures' float and
+    integer temporaries are some 25 times a chunk's bytes, and a 64×64 RGB image has 12 times the
+    bytes of a 32×32 grey one."""
+    return max(1, CHUNK_BYTES // (int(np.prod(images.shape[1:])) * images.itemsize))
 
 
 def luminance(images: np.ndarray) -> np.ndarray:
@@ -48,7 +55,7 @@ def grey(images: np.ndarray) -> np.ndarray:
 def grey_rows(images: np.ndarray, rows: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """`grey` of `images[rows]` as one uint8 R×H×W array, read a chunk at a time: a byte a pixel,
     where the float luminance would take four."""
-    chunk = chunk or CHUNK
+    chunk = chunk or chunk_rows(images)
     out = np.empty((len(rows), *images.shape[1:3]), dtype=np.uint8)
     for s in range(0, len(rows), chunk):
         out[s : s + chunk] = grey(images[rows[s : s + chunk]])
