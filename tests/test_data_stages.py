@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import albumentations as A
 import numpy as np
@@ -155,8 +156,10 @@ def test_pointer_errors_name_the_file_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_stage_data("data/raw", tiny_pool())
     write_stage_data("data/quality", read_stage_data("data/raw"), pixels=False)
-    with pytest.raises(ValueError, match="needs data read from a sibling"):
+    with pytest.raises(ValueError, match="needs data read by read_stage_data"):
         write_stage_data("data/labeled", tiny_pool(), pixels=False)
+    with pytest.raises(ValueError, match="must sit beside data/raw, which holds them"):
+        write_stage_data("elsewhere/labeled", read_stage_data("data/raw"), pixels=False)
     (tmp_path / "data/quality/pixels.json").write_text('{"directory": "../../etc"}')
     with pytest.raises(InputError, match="points outside data"):
         read_stage_data("data/quality")
@@ -174,3 +177,22 @@ def test_failed_write_leaves_previous_output_untouched(tmp_path):
         write_stage_data(tmp_path / "out", broken)
     assert len(read_stage_data(tmp_path / "out").images) == 12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_released_rows_leave_resident_memory_and_read_back_the_same(tmp_path):
+    """Streaming once through memory-mapped pixels must not keep them all resident."""
+    from datamatters.data.mapped import release_rows
+
+    def resident_mib() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2000, 64, 64, 3), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", pixels)  # 23 MiB
+    mapped = np.asarray(np.load(tmp_path / "images.npy", mmap_mode="r"))
+    total = int(mapped.sum(dtype=np.int64))
+    read = resident_mib()
+    for start in range(0, len(mapped), 500):
+        release_rows(mapped, start, start + 500)
+    assert read - resident_mib() > 15, "the read pages left this process"
+    assert int(mapped.sum(dtype=np.int64)) == total and np.array_equal(mapped, pixels)
+    release_rows(pixels, 0, 10)  # ordinary memory: nothing to release, nothing breaks

@@ -77,8 +77,13 @@ def write_stage_data(path: str | Path, data: StageData, pixels: bool = True) -> 
     if problem := contract_problem(data):
         raise ValueError(problem)
     if not pixels:
-        if data.origin is None or _parent(data.origin.directory) != _parent(path):
-            raise ValueError(f"{path}: pixels=False needs data read from a sibling directory")
+        if data.origin is None:
+            raise ValueError(f"{path}: pixels=False needs data read by read_stage_data")
+        if _parent(data.origin.directory) != _parent(path):
+            raise ValueError(
+                f"{path}: a stage that only decides writes no pixels, so its output must sit "
+                f"beside {data.origin.directory}, which holds them"
+            )
         pointer = json.dumps({"directory": data.origin.directory.name}) + "\n"
         manifest = data.manifest.assign(**{PIXEL_ROW: data.origin.rows})
     with atomic_path(path) as tmp:

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from datamatters.data.mapped import release_rows
+
 
 def to_uint8(images_01: Tensor) -> np.ndarray:
     """Generated N×C×H×W floats in [0, 1] -> N×H×W×C uint8, the layout real images are stored in.
@@ -31,6 +33,7 @@ def extract(extractor: nn.Module, images: np.ndarray, batch_size: int = 256) -> 
         for start in range(0, len(images), batch_size):
             batch = torch.from_numpy(np.array(images[start : start + batch_size]))
             rows.append(extractor(batch.to(device).permute(0, 3, 1, 2)).double().cpu())
+            release_rows(images, start, start + batch_size)
     if not rows:
         return np.zeros((0, extractor.num_features))
     return torch.cat(rows).numpy()

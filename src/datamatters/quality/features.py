@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from datamatters.data.mapped import release_rows
+
 CHUNK_BYTES = 4 * 2**20  # pixels per chunk: 4,096 32×32 grey images, 341 64×64 RGB ones
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as PIL's "L" mode
 NOISE_KERNEL_GAIN = 6.0 * 0.6745  # |response| median of unit white noise to the kernel below
@@ -26,7 +28,11 @@ def per_chunk(
     fill `CHUNK_BYTES`), results concatenated."""
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
     chunk = chunk or chunk_rows(images)
-    parts = [fn(np.asarray(images[rows[s : s + chunk]])) for s in range(0, len(rows), chunk)]
+    parts = []
+    for s in range(0, len(rows), chunk):
+        part = rows[s : s + chunk]
+        parts.append(fn(np.asarray(images[part])))
+        release_rows(images, int(part[0]), int(part[-1]) + 1)
     return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -58,7 +64,9 @@ def grey_rows(images: np.ndarray, rows: np.ndarray, chunk: int | None = None) ->
     chunk = chunk or chunk_rows(images)
     out = np.empty((len(rows), *images.shape[1:3]), dtype=np.uint8)
     for s in range(0, len(rows), chunk):
-        out[s : s + chunk] = grey(images[rows[s : s + chunk]])
+        part = rows[s : s + chunk]
+        out[s : s + chunk] = grey(images[part])
+        release_rows(images, int(part[0]), int(part[-1]) + 1)
     return out
 
 
