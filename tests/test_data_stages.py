@@ -196,3 +196,24 @@ def test_released_rows_leave_resident_memory_and_read_back_the_same(tmp_path):
     assert read - resident_mib() > 15, "the read pages left this process"
     assert int(mapped.sum(dtype=np.int64)) == total and np.array_equal(mapped, pixels)
     release_rows(pixels, 0, 10)  # ordinary memory: nothing to release, nothing breaks
+
+
+def test_a_stage_sweeps_away_what_killed_writers_left(tmp_path):
+    """A temporary whose writer is gone is removed; a running writer's is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    from datamatters.atomic import remove_abandoned
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    (tmp_path / f".raw.{gone}.abc123.tmp" / "raw").mkdir(parents=True)
+    (tmp_path / f".raw.{os.getpid()}.def456.tmp").mkdir()
+    (tmp_path / "raw").mkdir()
+    remove_abandoned(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".raw.{os.getpid()}.def456.tmp", "raw"]

@@ -24,7 +24,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)  # left by a process killed mid-write
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    prefix = f".{target.name}.{os.getpid()}."  # the writer's PID: see `remove_abandoned`
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
     tmp = scratch / target.name
     try:
         yield tmp
@@ -35,6 +36,29 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_abandoned(folder: str | os.PathLike[str]) -> None:
+    """Remove the temporaries in `folder` whose writer is no longer running.
+
+    A killed stage leaves its temporary behind, and the next write of the same output removes it;
+    but DVC may restore that output from its run cache instead of running the stage again, so every
+    stage also sweeps the output folders for temporaries of processes that are gone.
+    """
+    for scratch in Path(folder).glob(".*.*.*.tmp"):
+        pid = scratch.name[1:-4].rsplit(".", 2)[-2]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -46,6 +46,12 @@ def outputs(stage: str, dvc_yaml: Path = DVC_YAML) -> list[str]:
     return [p for key in ("outs", "metrics", "plots") for p in _paths(entry.get(key, []))]
 
 
+def output_folders(dvc_yaml: Path = DVC_YAML) -> list[Path]:
+    """The folders every stage's outputs sit in (`data/`, `models/`, `metrics/`, ...)."""
+    paths = {p for stage in _stages(dvc_yaml) for p in outputs(stage, dvc_yaml)}
+    return sorted({(dvc_yaml.parent / p).parent for p in paths})
+
+
 def metrics_file(stage: str, dvc_yaml: Path = DVC_YAML) -> str:
     """The stage's own metrics file (`metrics/<stage>.json` for most)."""
     files = _paths(_stage(stage, dvc_yaml).get("metrics", []))

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from datamatters.atomic import remove_abandoned
 from datamatters.errors import InputError
+from datamatters.pipeline import DVC_YAML, output_folders
 
 log = logging.getLogger("datamatters")
 
@@ -95,6 +97,9 @@ def run_stage(name: str, main: Callable[[], None]) -> None:
         force=True,
     )
     started = time.perf_counter()
+    if DVC_YAML.is_file():  # what killed runs left, even where DVC restored instead of re-running
+        for folder in output_folders():
+            remove_abandoned(folder)
     try:
         main()
     except InputError as err:
