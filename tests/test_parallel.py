@@ -10,16 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datamatters.data.ingest import ingest
 from datamatters.data.mnist5k import Mnist5kSource
 from datamatters.parallel import (
     WORKERS_ENV,
     available_workers,
     map_chunks,
 )
-from datamatters.quality.features import grey
-from datamatters.quality.near_duplicates.canonical_hash import view_hashes
-from datamatters.quality.near_duplicates.groups import find_near_duplicates
+from ray_run import ingest_and_match
 
 
 def _total(chunk: list[int]) -> int:
@@ -45,20 +42,11 @@ def mnist_items():
     return list(Mnist5kSource().items())[:700]
 
 
-def _ingest_and_match(items):
-    pool = ingest(items, 32, 1, 0.2, 0).train
-    views, codes = view_hashes(grey(pool.images))
-    matches = find_near_duplicates(
-        views, codes, max_distance=10, min_similarity=0.975, max_neighbours=32
-    )
-    return pool, matches
-
-
 def test_ingest_and_near_duplicates_same_with_two_workers(monkeypatch, mnist_items):
     monkeypatch.setenv(WORKERS_ENV, "1")
-    one, one_matches = _ingest_and_match(mnist_items)
+    one, one_matches = ingest_and_match(mnist_items)
     monkeypatch.setenv(WORKERS_ENV, "2")
-    two, two_matches = _ingest_and_match(mnist_items)
+    two, two_matches = ingest_and_match(mnist_items)
     assert len(one.manifest) >= 2 * 256  # enough rows for two workers to start
     assert np.array_equal(one.images, two.images)
     assert one.manifest.equals(two.manifest)
@@ -74,7 +62,7 @@ def test_ray_executor_on_two_nodes_gives_the_local_bytes(monkeypatch, mnist_item
     """The cluster and its driver run in a child process: a process that holds a Ray client's
     threads must not fork, and this one forks its local workers."""
     monkeypatch.setenv(WORKERS_ENV, "2")
-    local, local_matches = _ingest_and_match(mnist_items)
+    local, local_matches = ingest_and_match(mnist_items)
     done = subprocess.run(
         [sys.executable, str(RAY_RUN), str(tmp_path), str(len(mnist_items))],
         capture_output=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -18,12 +17,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     Works for files and directories alike: the caller writes whatever it wants at the yielded
     path. The temporary sits in the same directory so the final rename stays on one filesystem;
-    one that a killed process left there is removed by the next write to the same path.
+    one that a killed process left there is removed by the next write to the same folder.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a process killed mid-write
+    remove_abandoned(target.parent)  # left by processes killed mid-write
     prefix = f".{target.name}.{os.getpid()}."  # the writer's PID: see `remove_abandoned`
     scratch = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
     tmp = scratch / target.name
@@ -41,9 +39,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def remove_abandoned(folder: str | os.PathLike[str]) -> None:
     """Remove the temporaries in `folder` whose writer is no longer running.
 
-    A killed stage leaves its temporary behind, and the next write of the same output removes it;
-    but DVC may restore that output from its run cache instead of running the stage again, so every
-    stage also sweeps the output folders for temporaries of processes that are gone.
+    A killed stage leaves its temporary behind, and the next write into the same folder removes
+    it; but DVC may restore that output from its run cache instead of running the stage again, so
+    every stage also sweeps the output folders at its start.
     """
     for scratch in Path(folder).glob(".*.*.*.tmp"):
         pid = scratch.name[1:-4].rsplit(".", 2)[-2]
@@ -57,7 +55,7 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's process
+        pass  # someone else's process
     return True
 
 

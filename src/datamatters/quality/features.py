@@ -6,7 +6,7 @@ feed a memory-mapped dataset through `per_chunk` without holding more than a chu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -27,13 +27,20 @@ def per_chunk(
     """`fn` over `images[rows]` (all rows if None) `chunk` rows at a time (by default as many as
     fill `CHUNK_BYTES`), results concatenated."""
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    parts = [fn(pixels) for _, pixels in _read_chunks(images, rows, chunk)]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _read_chunks(
+    images: np.ndarray, rows: np.ndarray, chunk: int | None
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """(where in `rows`, pixels) a chunk at a time; each chunk's memory-mapped pages are released
+    once the caller has used them, so one pass does not keep the whole set resident."""
     chunk = chunk or chunk_rows(images)
-    parts = []
     for s in range(0, len(rows), chunk):
         part = rows[s : s + chunk]
-        parts.append(fn(np.asarray(images[part])))
+        yield slice(s, s + len(part)), np.asarray(images[part])
         release_rows(images, int(part[0]), int(part[-1]) + 1)
-    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def chunk_rows(images: np.ndarray) -> int:
@@ -61,12 +68,9 @@ def grey(images: np.ndarray) -> np.ndarray:
 def grey_rows(images: np.ndarray, rows: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """`grey` of `images[rows]` as one uint8 R×H×W array, read a chunk at a time: a byte a pixel,
     where the float luminance would take four."""
-    chunk = chunk or chunk_rows(images)
     out = np.empty((len(rows), *images.shape[1:3]), dtype=np.uint8)
-    for s in range(0, len(rows), chunk):
-        part = rows[s : s + chunk]
-        out[s : s + chunk] = grey(images[part])
-        release_rows(images, int(part[0]), int(part[-1]) + 1)
+    for where, pixels in _read_chunks(images, np.asarray(rows), chunk):
+        out[where] = grey(pixels)
     return out
 
 
