@@ -1,6 +1,5 @@
 """DVC stage `train`: fit the model chosen by `model=` on the materialised training set."""
 
-import math
 from pathlib import Path
 
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
@@ -16,7 +15,7 @@ from datamatters.features import reference_cache
 from datamatters.models import resume
 from datamatters.models.callbacks import EpochFID, SampleGrid
 from datamatters.models.checkpoint import load_stage_input, save_checkpoint
-from datamatters.models.generative import with_classes
+from datamatters.models.generative import images_budget, with_classes
 from datamatters.models.progress import EpochSummary
 from datamatters.models.resume import ResumeCheckpoint
 from datamatters.stage import load_params, log, parse_paths, run_stage
@@ -73,26 +72,15 @@ def main() -> None:
         resume=last is not None,
     )
     trainer = instantiate(params["trainer"], logger=logger, callbacks=callbacks)
-    budget = images_budget(params["train"].kimg, params["datamodule"].batch_size, trainer)
+    budget = images_budget(
+        params["train"].kimg, params["datamodule"].batch_size, trainer.world_size
+    )
     trainer.fit_loop.epoch_loop.max_steps = model.optimizer_steps(budget)
     trainer.fit(model, datamodule=datamodule, ckpt_path=last, weights_only=True)
     if trainer.is_global_zero:  # under DDP every process holds the same weights: one writes
         save_checkpoint(model, OmegaConf.to_container(model_config, resolve=True), args.checkpoint)
         resume.finish(args.resume_dir, args.live_dir)
         log.info("wrote %s after %d steps", args.checkpoint, trainer.global_step)
-
-
-def images_budget(kimg: float, batch_size: int, trainer: L.Trainer) -> int:
-    """Training batches (per process) that show the model `kimg` thousand images.
-
-    The budget counts images, not optimizer steps (StyleGAN's kimg), so a GAN with several
-    discriminator steps per generator step and a flow with one step per batch see the same data;
-    each model turns batches into Lightning's step count (`optimizer_steps`). Under DDP every step
-    sees one batch per process.
-    """
-    if kimg <= 0:
-        raise ValueError(f"train.kimg must be positive, got {kimg}")
-    return max(1, math.ceil(kimg * 1000 / (batch_size * trainer.world_size)))
 
 
 def resume_point(directory: str, params: dict, inputs: list[str]) -> Path | None:

@@ -23,6 +23,19 @@ FIXED_NOISE_SIZE = 64
 FIXED_NOISE_SEED = 0
 
 
+def images_budget(kimg: float, batch_size: int, world_size: int = 1) -> int:
+    """Training batches (per process) that show the model `kimg` thousand images.
+
+    The budget counts images, not optimizer steps (StyleGAN's kimg), so a GAN with several
+    discriminator steps per generator step and a flow with one step per batch see the same data;
+    each model turns batches into Lightning's step count (`optimizer_steps`). Under DDP every step
+    sees one batch per process.
+    """
+    if kimg <= 0:
+        raise ValueError(f"train.kimg must be positive, got {kimg}")
+    return max(1, math.ceil(kimg * 1000 / (batch_size * world_size)))
+
+
 class GenerativeModule(L.LightningModule):
     """Base class: subclasses say how noise becomes images (`render`); generating is shared.
 
