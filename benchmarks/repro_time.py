@@ -26,6 +26,8 @@ from pathlib import Path
 import yaml
 from project_runs import RAN, run, stage_seconds
 
+from datamatters.storage import bytes_on_disk
+
 
 @dataclass
 class Timing:
@@ -37,17 +39,6 @@ class Timing:
     training_change_stages: list[str] = field(default_factory=list)
     metrics: dict[str, dict] = field(default_factory=dict)
     disk: dict[str, int] = field(default_factory=dict)
-
-
-def bytes_on_disk(*folders: Path) -> int:
-    """Bytes of the files under `folders`, a hard-linked file counted once (as `du` counts)."""
-    seen: dict[tuple[int, int], int] = {}
-    for folder in folders:
-        for path in folder.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                info = path.stat()
-                seen[(info.st_dev, info.st_ino)] = info.st_size
-    return sum(seen.values())
 
 
 def halve_learning_rate(clone: Path) -> None:

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,21 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+# The whole pipeline at toy scale, for end-to-end tests: 300 images, two training batches.
+TINY = [
+    "data.limit=300",
+    "eval.judge.max_epochs=2",
+    "labeling.audit.folds=2",
+    "labeling.audit.classifier.max_epochs=1",
+    "trainer.max_epochs=1",
+    "train.kimg=0.064",  # 2 batches of 32
+    "datamodule.batch_size=32",
+    "eval.metrics.num_samples=100",
+    "eval.metrics.kid_subset_size=50",
+    "eval.metrics.inception_samples=10",
+    "eval.metrics.bootstrap_rounds=10",
+    "train.fid_samples=50",
+]
 
 
 def compose_config(*overrides: str) -> DictConfig:
@@ -95,6 +111,31 @@ def make_project(repo: Path, overrides: list[str]) -> Path:
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "project")
     return repo
+
+
+@dataclass(frozen=True)
+class Reproduced:
+    project: Path  # the toy-scale project after its first `dvc repro`, committed and pushed
+    output: str  # what that `dvc repro` printed
+    origin: Path  # a bare git repository cloned from the project right then
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory) -> Reproduced:
+    """One real `dvc repro` of the toy-scale project, shared by the end-to-end tests.
+
+    test_pipeline goes on working in the project; test_sharing clones `origin`, a snapshot taken
+    right after the repro, so it never sees test_pipeline's later edits. Its data is pushed to
+    the project's default remote, a folder beside the project where every clone's resolves too.
+    """
+    root = tmp_path_factory.mktemp("reproduced")
+    project = make_project(root / "project", TINY)
+    output = sh(project, "dvc", "repro")
+    sh(project, "git", "add", "-A")
+    sh(project, "git", "commit", "-qm", "after repro")
+    sh(project, "dvc", "push")
+    sh(root, "git", "clone", "-q", "--bare", str(project), "origin.git")
+    return Reproduced(project, output, root / "origin.git")
 
 
 def write_image(path: Path, pixels: np.ndarray) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -169,13 +170,26 @@ def test_pointer_errors_name_the_file_and_the_fix(tmp_path, monkeypatch):
         read_stage_data("data/quality")
 
 
-def test_failed_write_leaves_previous_output_untouched(tmp_path):
+def test_a_contract_breach_is_refused_before_anything_is_written(tmp_path):
     pool = tiny_pool()
     write_stage_data(tmp_path / "out", pool)
     broken = StageData(pool.images[:3], pool.manifest)
     with pytest.raises(ValueError, match="3 images but 12 manifest rows"):
         write_stage_data(tmp_path / "out", broken)
     assert len(read_stage_data(tmp_path / "out").images) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_write_that_fails_midway_is_rolled_back(tmp_path):
+    """The pixels are written, then the manifest cannot be (a column parquet cannot hold): the
+    half-written directory is removed and the previous output stays, whole."""
+    pool = tiny_pool()
+    write_stage_data(tmp_path / "out", pool)
+    fresh = StageData(pool.images[::-1].copy(), pool.manifest.assign(note=[object()] * 12))
+    with pytest.raises(pa.ArrowInvalid, match="Conversion failed for column note"):
+        write_stage_data(tmp_path / "out", fresh)
+    kept = read_stage_data(tmp_path / "out")
+    assert np.array_equal(kept.images, pool.images) and "note" not in kept.manifest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
@@ -217,3 +231,22 @@ def test_a_stage_sweeps_away_what_killed_writers_left(tmp_path):
     (tmp_path / "raw").mkdir()
     remove_abandoned(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".raw.{os.getpid()}.def456.tmp", "raw"]
+
+
+def test_an_output_that_does_not_fit_names_its_path_and_keeps_the_previous_one(tmp_path):
+    """A write that runs out of space (ENOSPC, as a full disk raises it) becomes the one error a
+    user reads, naming the output and the fix; the previous output stays whole, no temporary
+    stays behind. (tests/test_sharing.py fills a real small filesystem.)"""
+    import errno
+
+    from datamatters.atomic import atomic_path
+
+    target = tmp_path / "raw.json"
+    target.write_text("previous")
+    with pytest.raises(InputError) as raised, atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert str(target) in str(raised.value) and "no space left" in str(raised.value)
+    assert "df -h" in raised.value.fix and "dvc repro" in raised.value.fix
+    assert target.read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.json"]

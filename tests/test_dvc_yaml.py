@@ -2,72 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
-from omegaconf import OmegaConf
 
 from conftest import ROOT, compose_config, stage_env
+from datamatters import deps
 
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = sorted(DVC_YAML["stages"])
-LIST_IMPORTS = """
-import importlib, json, os, runpy, sys
-sys.path.insert(0, os.path.dirname(sys.argv[1]))  # as `python stages/x.py` has it
-runpy.run_path(sys.argv[1])
-for name in sys.argv[2:]:
-    importlib.import_module(name)
-print(json.dumps(sorted(
-    m.__file__ for n, m in sys.modules.items()
-    if n.startswith("datamatters") and getattr(m, "__file__", None)
-    and not m.__file__.endswith("__init__.py")
-)))
-"""
-# evaluate re-creates the generator and the judge from their checkpoints' configs, which are these:
-CHECKPOINT_SECTIONS = {"evaluate": ["model", "eval.judge"]}
-# every model option in conf/model/, so a new family's modules are checked as soon as it exists
-MODELS = sorted(path.stem for path in (ROOT / "conf" / "model").glob("*.yaml"))
-VARIANTS = [
-    (),
-    *((f"model={model}",) for model in MODELS),
-    ("data=folder", "data.path=/x"),
-    ("data=manifest",),
-]
-
-
-def imported_modules(stage: str, targets: set[str]) -> set[str]:
-    """Files of the package that the stage script and the modules Hydra instantiates import."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            LIST_IMPORTS,
-            str(ROOT / "stages" / f"{stage}.py"),
-            *sorted(targets),
-        ],
-        env=stage_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {str(p).split(f"{ROOT}/", 1)[1] for p in json.loads(done.stdout)}
-
-
-def instantiated_modules(params_keys: list[str]) -> set[str]:
-    """Modules named by `_target_`s in the params a stage reads, in every config variant."""
-    targets = set()
-    for overrides in VARIANTS:
-        cfg = compose_config(*overrides)
-        for key in params_keys:
-            text = OmegaConf.to_yaml(OmegaConf.select(cfg, key))
-            targets |= set(re.findall(r"_target_: (datamatters\.[\w.]+)\.\w+", text))
-    return targets
-
-
 SOURCE_DEP = "${data.path}"
 
 
@@ -79,16 +26,55 @@ def test_ingest_depends_on_the_source_itself():
     assert compose_config("data=folder").data.path == compose_config("data=manifest").data.path
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_deps_are_exactly_the_modules_the_stage_uses(stage):
-    spec = DVC_YAML["stages"][stage]
-    deps = [compose_config().data.path if d == SOURCE_DEP else d for d in spec["deps"]]
-    declared = {d for d in deps if d.startswith(("src/", "stages/"))}
-    sections = spec["params"] + CHECKPOINT_SECTIONS.get(stage, [])
-    used = imported_modules(stage, instantiated_modules(sections)) | {f"stages/{stage}.py"}
-    assert len(deps) == len(set(deps)), f"{stage} lists a dependency twice"
-    assert used - declared == set(), f"{stage} uses modules dvc.yaml does not list"
-    assert declared - used == set(), f"{stage} lists modules it does not use"
+def test_dvc_yaml_lists_exactly_the_sources_each_stage_can_run():
+    assert deps.problems(ROOT) == []
+
+
+def test_every_option_of_every_group_is_composed():
+    """A new option (a model family, a data source) is checked as soon as its file exists."""
+    composed = {o for variant in deps.config_variants(ROOT / "conf") for o in variant}
+    for group in ("model", "data", "executor", "quality", "augment", "trainer", "filters"):
+        for option in (ROOT / "conf" / group).glob("*.yaml"):
+            assert f"{group}={option.stem}" in composed, option
+    assert "classifier@eval.judge=cnn" in composed
+
+
+@pytest.fixture
+def project_copy(tmp_path):
+    """What the check reads: the stage scripts, the package, the config and dvc.yaml."""
+    for name in ("stages", "src", "conf"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    return tmp_path
+
+
+def test_a_stage_importing_an_unlisted_module_fails_the_check_naming_it(project_copy):
+    script = project_copy / "stages" / "judge.py"
+    script.write_text(script.read_text() + "\nfrom datamatters.scores.kid import kid  # noqa\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "datamatters.cli", "deps", "--check"],
+        cwd=project_copy,
+        env=stage_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "judge: runs src/datamatters/scores/kid.py but does not list it" in done.stdout
+
+
+def test_write_makes_the_lists_exact_and_keeps_everything_else(project_copy):
+    text = (project_copy / "dvc.yaml").read_text()
+    edited = text.replace("      - src/datamatters/scores/frechet.py\n", "", 1)
+    edited = edited.replace(
+        "      - stages/augment.py\n", "      - stages/augment.py\n      - src/datamatters/cli.py\n"
+    )
+    (project_copy / "dvc.yaml").write_text(edited)
+    assert deps.problems(project_copy) != []
+    assert deps.write(project_copy) == ["augment", "judge"]
+    assert deps.problems(project_copy) == []
+    written = (project_copy / "dvc.yaml").read_text()
+    assert sorted(written.splitlines()) == sorted(text.splitlines()), "only the order may differ"
+    assert "# holds data/reference's pixels" in written
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from datamatters.data.contract import StageData
+from datamatters.features import reference_cache
 from datamatters.features.extract import extract, to_uint8
 from datamatters.features.judge import JudgeFeatures, JudgeLogits
+from datamatters.metrics.evaluation import measure_images
+from datamatters.metrics.names import sample_tag
 from datamatters.models.judge_network import JudgeNet
-from datamatters.scores.frechet import fid
-from datamatters.scores.inception_score import inception_score
-from datamatters.scores.kid import kid
 from datamatters.scores.memorization import memorization
 
 KEYS = {"fid_judge", "kid_judge_mean", "kid_judge_std", "is_judge_mean", "is_judge_std"}
@@ -28,18 +32,29 @@ def generative_metrics(
     kid_subset_size: int = 500,
     seed: int = 0,
 ) -> dict[str, float]:
-    """What the evaluate stage does with a judge: extract once, then score the rows."""
-    real_rows = extract(JudgeFeatures(judge), real, batch_size)
-    fake_rows = extract(JudgeFeatures(judge), fake, batch_size)
-    kid_mean, kid_std = kid(real_rows, fake_rows, kid_subset_size, seed)
-    is_mean, is_std = inception_score(extract(JudgeLogits(judge), fake, batch_size), seed)
-    return {
-        "fid_judge": fid(real_rows, fake_rows),
-        "kid_judge_mean": kid_mean,
-        "kid_judge_std": kid_std,
-        "is_judge_mean": is_mean,
-        "is_judge_std": is_std,
-    }
+    """The evaluate stage's own path: `real`'s judge features computed and saved as the
+    reference_features stage saves them, then `measure_images` on `fake`; the scores renamed
+    without the sample count, so tests of different sizes read the same keys."""
+    reference = StageData(
+        real, pd.DataFrame({"id": [f"r{i}" for i in range(len(real))], "label": "x"})
+    )
+    cfg = OmegaConf.create(
+        {
+            "batch_size": batch_size,
+            "kid_subset_size": kid_subset_size,
+            "bootstrap_rounds": 0,
+            "prdc_k": 3,
+            "seed": seed,
+            "inception_samples": 0,
+        }
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        features = reference_cache.compute(reference, {"judge": JudgeFeatures(judge)}, batch_size)
+        reference_cache.save(Path(folder) / "features", reference, features)
+        scores = measure_images(fake, judge, Path(folder) / "features", cfg).scores
+    prefix = f"_judge_{sample_tag(len(fake))}"
+    renamed = {name.replace(prefix, "_judge"): value for name, value in scores.items()}
+    return {name: value for name, value in renamed.items() if name in KEYS}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +104,7 @@ def test_metrics_have_flat_names_and_clamp_the_kid_subset(judge: JudgeNet, tmp_p
 
 
 def test_metrics_are_seeded_and_leave_the_global_rng_alone(judge: JudgeNet) -> None:
-    real, fake = images(60, 0, 256, seed=0), images(60, 0, 200, seed=1)
+    real, fake = images(60, 0, 256, seed=0), images(60, 0, 64, seed=1)
     state = torch.get_rng_state()
     first = generative_metrics(real, fake, judge, kid_subset_size=20, seed=3)
 

@@ -14,24 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import make_project, sh, stage_env, stages_run
+from conftest import TINY, sh, stage_env, stages_run
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "data.limit=300",
-    "eval.judge.max_epochs=2",
-    "labeling.audit.folds=2",
-    "labeling.audit.classifier.max_epochs=1",
-    "trainer.max_epochs=1",
-    "train.kimg=0.064",  # 2 batches of 32
-    "datamodule.batch_size=32",
-    "eval.metrics.num_samples=100",
-    "eval.metrics.kid_subset_size=50",
-    "eval.metrics.inception_samples=10",
-    "eval.metrics.bootstrap_rounds=10",
-    "train.fid_samples=50",
-]
 STAGES = {
     "ingest",
     "reference_quality",
@@ -47,14 +33,13 @@ STAGES = {
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A copy of this project in its own git repo, next to where its default DVC remote resolves."""
-    return make_project(tmp_path_factory.mktemp("work") / "project", TINY)
+def project(reproduced) -> Path:
+    """The toy-scale project after its first `dvc repro`, next to where its DVC remote resolves."""
+    return reproduced.project
 
 
-def test_repro_runs_every_stage_and_writes_metrics(project):
-    output = sh(project, "dvc", "repro")
-    assert stages_run(output) == STAGES
+def test_repro_runs_every_stage_and_writes_metrics(project, reproduced):
+    assert stages_run(reproduced.output) == STAGES
     metrics = json.loads((project / "metrics" / "evaluate.json").read_text())
     for name in ("fid_judge_100", "kid_judge_100_mean", "is_judge_100_mean"):
         assert math.isfinite(metrics[name]), name
@@ -163,7 +148,7 @@ def test_training_change_reruns_only_train_and_evaluate(project):
 
 def test_push_clone_pull_restores_everything(project):
     sh(project, "git", "add", "-A")
-    sh(project, "git", "commit", "-qm", "after repro")
+    sh(project, "git", "commit", "-q", "--allow-empty", "-m", "after the edits above")
     sh(project, "dvc", "push")
     assert (project.parent / "datamatters-dvc-remote").is_dir(), (
         "the default remote sits beside the repo"

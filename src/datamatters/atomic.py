@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -9,6 +10,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from datamatters.errors import InputError
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextmanager
@@ -32,8 +37,25 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         elif target.exists() or target.is_symlink():
             target.unlink()
         os.replace(tmp, target)
+    except OSError as error:
+        if error.errno in DISK_FULL:
+            raise disk_full(target) from error
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def disk_full(target: Path) -> InputError:
+    """The error for an output that did not fit: the write stopped before `target` was replaced,
+    so what DVC sees there is the previous output or none, never a partial one."""
+    where = target.parent.resolve()
+    return InputError(
+        target,
+        f"no space left on the device holding {where}; nothing was written in its place",
+        f"free space there (`df -h {where}` shows it; `dvc gc --workspace --all-commits "
+        "--all-experiments` drops cached outputs that no commit or experiment uses), then run "
+        "`dvc repro` again",
+    )
 
 
 def remove_abandoned(folder: str | os.PathLike[str]) -> None:

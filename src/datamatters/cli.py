@@ -140,6 +140,51 @@ def _used_by(args: argparse.Namespace) -> int:
     return 0
 
 
+def _disk(args: argparse.Namespace) -> int:
+    from datamatters.storage import project_usage, render
+
+    if not (args.project / "dvc.yaml").is_file():
+        raise FileNotFoundError(
+            f"{args.project / 'dvc.yaml'} does not exist: run this in the project"
+        )
+    print(render(project_usage(args.project.resolve())))
+    return 0
+
+
+def _deps(args: argparse.Namespace) -> int:
+    from datamatters import deps
+
+    root = args.project.resolve()
+    if args.write:
+        changed = deps.write(root)
+        print(f"rewrote the source deps of {', '.join(changed)}" if changed else "dvc.yaml exact")
+        return 0
+    found = deps.problems(root)
+    for problem in found:
+        print(problem)
+    if found:
+        print("fix: datamatters deps --write (it keeps every other dep and comment)")
+        return 1
+    print("dvc.yaml lists exactly the sources each stage can run")
+    return 0
+
+
+def _queue(args: argparse.Namespace) -> int:
+    from datamatters.queue import drain
+
+    tasks = drain(Path("."), args.jobs, args.poll)
+    if not tasks:
+        print("no experiment in the queue: add some with `dvc exp run --queue -S ...`")
+        return 0
+    for name, status in tasks.items():
+        print(f"  {status:<8} {name}")
+    failed = [name for name, status in tasks.items() if status != "Success"]
+    if failed:
+        print(f"{len(failed)} did not succeed; see why with `dvc queue logs <name>`")
+        return 1
+    return 0
+
+
 def _load_generator(path: Path):
     from datamatters.models.checkpoint import load_checkpoint
     from datamatters.models.generative import GenerativeModule
@@ -258,6 +303,26 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("experiment", help="its name, or a prefix of its commit")
     lineage.add_argument("--out", type=Path, help="CSV of removed images")
     lineage.set_defaults(func=_lineage)
+    deps = sub.add_parser(
+        "deps", help="check dvc.yaml's source deps against what each stage imports (or --write)"
+    )
+    mode = deps.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 if one is wrong (default)")
+    mode.add_argument("--write", action="store_true", help="rewrite dvc.yaml's source deps")
+    deps.add_argument("--project", type=Path, default=Path("."))
+    deps.set_defaults(func=_deps)
+    queue = sub.add_parser(
+        "queue",
+        help="run DVC's experiment queue to the end (restarting workers that stop early)",
+    )
+    queue.add_argument("-j", "--jobs", type=int, default=1, help="workers, as dvc queue start -j")
+    queue.add_argument("--poll", type=float, default=5.0, help="seconds between status checks")
+    queue.set_defaults(func=_queue)
+    disk = sub.add_parser(
+        "disk", help="what the workspace, DVC's cache and each remote hold, and how to trim them"
+    )
+    disk.add_argument("--project", type=Path, default=Path("."))
+    disk.set_defaults(func=_disk)
     used = sub.add_parser("used-by", help="experiments whose outputs have this dvc.lock md5")
     used.add_argument("md5", help="an md5 from dvc.lock, or its first characters")
     used.set_defaults(func=_used_by)

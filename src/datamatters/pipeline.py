@@ -46,10 +46,14 @@ def outputs(stage: str, dvc_yaml: Path = DVC_YAML) -> list[str]:
     return [p for key in ("outs", "metrics", "plots") for p in _paths(entry.get(key, []))]
 
 
+def all_outputs(dvc_yaml: Path = DVC_YAML) -> list[str]:
+    """Every stage's outputs, each once."""
+    return sorted({p for stage in _stages(dvc_yaml) for p in outputs(stage, dvc_yaml)})
+
+
 def output_folders(dvc_yaml: Path = DVC_YAML) -> list[Path]:
     """The folders every stage's outputs sit in (`data/`, `models/`, `metrics/`, ...)."""
-    paths = {p for stage in _stages(dvc_yaml) for p in outputs(stage, dvc_yaml)}
-    return sorted({(dvc_yaml.parent / p).parent for p in paths})
+    return sorted({(dvc_yaml.parent / p).parent for p in all_outputs(dvc_yaml)})
 
 
 def metrics_file(stage: str, dvc_yaml: Path = DVC_YAML) -> str:
