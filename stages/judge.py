@@ -17,7 +17,7 @@ from datamatters.stage import load_params, log, parse_paths, run_stage
 def main() -> None:
     args = parse_paths(__doc__, "reference", "checkpoint", "metrics")
 
-    judge = load_params("eval.judge")["eval.judge"]
+    judge = load_params("judge")["judge"]
     L.seed_everything(judge.seed, workers=True, verbose=False)
     reference = read_stage_data(args.reference, columns=(*BASE_COLUMNS, "keep"))
     fitted = fit_judge(kept_rows(reference), judge, args.reference)

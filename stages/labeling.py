@@ -30,7 +30,7 @@ def main() -> None:
         raise InputError(
             args.judge,
             str(err),
-            "give eval.judge and labeling.audit.classifier the same network settings, or set "
+            "give judge and labeling.audit.classifier the same network settings, or set "
             "labeling.audit.start_from_judge=false with labeling.audit.classifier.max_epochs=6",
         ) from err
     report = label_report(labeled.manifest, summary)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The whole pipeline at toy scale, for end-to-end tests: 300 images, two training batches.
 TINY = [
     "data.limit=300",
-    "eval.judge.max_epochs=2",
+    "judge.max_epochs=2",
     "labeling.audit.folds=2",
     "labeling.audit.classifier.max_epochs=1",
     "trainer.max_epochs=1",

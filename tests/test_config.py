@@ -83,6 +83,6 @@ def test_gpu_trainer_instantiates_where_a_gpu_exists():
 
 
 def test_judge_network_instantiates_with_runtime_class_count():
-    cfg = compose_config().eval.judge
+    cfg = compose_config().judge
     network = instantiate(cfg.network, num_classes=4)
     assert network(torch.rand(2, 1, 32, 32)).shape == (2, 4)

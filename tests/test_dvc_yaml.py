@@ -36,7 +36,7 @@ def test_every_option_of_every_group_is_composed():
     for group in ("model", "data", "executor", "quality", "augment", "trainer", "filters"):
         for option in (ROOT / "conf" / group).glob("*.yaml"):
             assert f"{group}={option.stem}" in composed, option
-    assert "classifier@eval.judge=cnn" in composed
+    assert "classifier@judge=cnn" in composed
 
 
 @pytest.fixture

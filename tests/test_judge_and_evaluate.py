@@ -40,7 +40,7 @@ def reference():
 
 
 def tiny_judge_config():
-    cfg = compose_config().eval.judge
+    cfg = compose_config().judge
     with open_dict(cfg):
         cfg.max_epochs, cfg.accelerator = 2, "cpu"
     return cfg

@@ -41,9 +41,7 @@ def judge(split):
     """The judge as its stage trains it, on this split's reference images: the audit's start."""
     reference = split.reference
     manifest = reference.manifest.assign(keep=True)
-    return fit_judge(
-        StageData(reference.images, manifest), compose_config().eval.judge, "ref"
-    ).network
+    return fit_judge(StageData(reference.images, manifest), compose_config().judge, "ref").network
 
 
 @pytest.fixture(scope="module")

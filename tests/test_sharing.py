@@ -176,7 +176,8 @@ def test_push_to_a_server_that_dies_midway_fails_then_completes(origin, s3):
     push = subprocess.Popen(
         command,
         cwd=team,
-        env=dvc_env(),
+        env=dvc_env()
+        | {"AWS_MAX_ATTEMPTS": "1"},  # fail at once, not after retrying the dead server
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

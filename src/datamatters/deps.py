@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 PACKAGE = "datamatters"
 # Stages that rebuild modules from checkpoints: their configs are these sections' `_target_`s.
-CHECKPOINT_SECTIONS = {"evaluate": ["model", "eval.judge"]}
+CHECKPOINT_SECTIONS = {"evaluate": ["model", "judge"]}
 # A group option that cannot compose without a value the user supplies.
 REQUIRED = {"data=folder": ["data.path=/any"]}
 DATA_SOURCE = "${data.path}"  # ingest's source: a folder, a manifest's folder, or for the

@@ -72,7 +72,7 @@ def fit_judge(reference: StageData, cfg: DictConfig, reference_path: str) -> Fit
         log.warning(
             "judge accuracy %.2f is low (trained on %d reference images), so its FID is a weak "
             "signal; give the reference split more images (data.reference_fraction) or train "
-            "the judge longer (eval.judge.max_epochs)",
+            "the judge longer (judge.max_epochs)",
             report["accuracy_holdout"],
             report["train_images"],
         )
