@@ -349,3 +349,25 @@ def test_trace_compares_with_the_committed_params_not_the_last_experiments(tmp_p
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *command], check=True)
     Path("params.yaml").write_text("ingest:\n  corrupt:\n    mixed: 0.2\n")
     assert "mixed: 0.0" in _committed(Path("params.yaml"))
+
+
+def test_lineage_summary_lists_data_versions_and_removed_images_by_reason(sweep):
+    import pandas as pd
+
+    from datamatters.trace.lineage import DATA_VERSIONS, summary
+
+    removed = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "issues": ["blur", "blur", "label_issue"],
+            "injected": ["blur", None, None],
+        }
+    )
+    lines = summary(sweep[0], removed)
+    assert lines[0].startswith(f"experiment {sweep[0].name}: commit {sweep[0].rev[:7]}")
+    assert len([line for line in lines if line.startswith("  data/") or "models/" in line]) == len(
+        DATA_VERSIONS
+    )
+    assert "3 images kept out of training, by reason:" in lines
+    assert "  (1 of them carried injected corruption)" in lines
+    assert "       2  blur" in lines and "       1  label_issue" in lines

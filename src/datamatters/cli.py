@@ -106,24 +106,14 @@ def _exps(args: argparse.Namespace) -> int:
 
 def _lineage(args: argparse.Namespace) -> int:
     from datamatters.trace.experiments import load_experiments
-    from datamatters.trace.lineage import DATA_VERSIONS, find, removed_images
+    from datamatters.trace.lineage import find, removed_images, summary
 
     exp = find(load_experiments(), args.experiment)
-    print(
-        f"experiment {exp.name}: commit {exp.rev[:7]}, run on {exp.baseline[:7]}, {exp.timestamp}"
-    )
-    for path in DATA_VERSIONS:
-        print(f"  {path:<22} {exp.outs.get(path, '-')}")
     removed = removed_images(exp)
     out = args.out or Path("reports") / "lineage" / f"{exp.name}-removed.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     removed.to_csv(out, index=False)
-    print(f"{len(removed)} images kept out of training, by reason:")
-    if "injected" in removed:
-        print(f"  ({int(removed['injected'].notna().sum())} of them carried injected corruption)")
-    for reason, count in removed["issues"].value_counts().items():
-        print(f"  {count:>6}  {reason}")
-    print(f"wrote {out}")
+    print("\n".join([*summary(exp, removed), f"wrote {out}"]))
     return 0
 
 

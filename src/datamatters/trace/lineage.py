@@ -47,6 +47,24 @@ def removed_images(exp: Experiment, repo: Path = Path(".")) -> pd.DataFrame:
     return removed.reset_index(drop=True)
 
 
+def summary(exp: Experiment, removed: pd.DataFrame) -> list[str]:
+    """What `datamatters lineage` prints: the experiment's data versions, then its removed
+    images counted by reason."""
+    lines = [
+        f"experiment {exp.name}: commit {exp.rev[:7]}, run on {exp.baseline[:7]}, {exp.timestamp}"
+    ]
+    lines += [f"  {path:<22} {exp.outs.get(path, '-')}" for path in DATA_VERSIONS]
+    lines.append(f"{len(removed)} images kept out of training, by reason:")
+    if "injected" in removed:
+        lines.append(
+            f"  ({int(removed['injected'].notna().sum())} of them carried injected corruption)"
+        )
+    lines += [
+        f"  {count:>6}  {reason}" for reason, count in removed["issues"].value_counts().items()
+    ]
+    return lines
+
+
 def used_by(experiments: Sequence[Experiment], md5: str) -> list[tuple[Experiment, str]]:
     """(experiment, path) for every output of every experiment whose hash starts with `md5`."""
     if len(md5) < 6:
