@@ -1,4 +1,7 @@
-"""End to end: real `dvc repro` in a temporary git repo on a tiny config, then push/clone/pull."""
+"""End to end: real `dvc repro` in a temporary git repo on a tiny config, then push/clone/pull.
+
+Sweeps (a set traced, lineage both ways, plots diff, the queue) run in tests/test_sharing.py.
+"""
 
 from __future__ import annotations
 
@@ -175,43 +178,3 @@ def test_conditional_exp_in_a_temp_workspace(project):
     output = sh(project, "dvc", "exp", "run", "--temp", "-n", "cond", *overrides)
     assert {"train", "evaluate"} <= stages_run(output)
     assert "cond_acc_judge_100" in sh(project, "dvc", "exp", "show", "--json")
-
-
-def test_sweep_trace_lineage_both_ways_and_plots_diff(project):
-    """A real queued set (filters on and off on corrupted data), then every way of reading it
-    back. (tests/test_sharing.py runs a set across clones and DVC's queue on two workers.)"""
-    grid = ["ingest.corrupt.mixed=0.2", "filters=default,none", *TINY]
-    sh(project, "dvc", "exp", "run", "--queue", "-n", "grid", *(a for s in grid for a in ("-S", s)))
-    sh(project, "dvc", "exp", "run", "--run-all")
-
-    sh(project, "datamatters", "trace", "grid", "--out", "reports")
-    report = (project / "reports" / "trace.md").read_text()
-    assert all(f"| grid-{i} |" in report for i in range(1, 3))
-    assert "training noise unmeasured" in report or "within sampling noise" in report
-    assert "the floor no model is expected to beat: `fid_judge_100`" in report, (
-        "every run of the grid, corrupted or not, shares one real-data floor"
-    )
-    assert (project / "reports" / "grid_deltas_fid_judge_100.png").stat().st_size > 0
-    rev = sh(
-        project, "git", "for-each-ref", "--format=%(objectname)", "refs/exps/*/*/grid-1"
-    ).strip()
-    lock = yaml.safe_load(sh(project, "git", "show", f"{rev}:dvc.lock"))
-    (augmented,) = [
-        o["md5"] for o in lock["stages"]["augment"]["outs"] if o["path"] == "data/augmented"
-    ]
-    assert f"`{augmented[:12]}`" in report, "the training set's md5 comes from the run's dvc.lock"
-
-    lineage = sh(project, "datamatters", "lineage", "grid-1")
-    removed = (project / "reports" / "lineage" / "grid-1-removed.csv").read_text().splitlines()
-    assert (
-        augmented in lineage
-        and len(removed) > 1
-        and removed[0].startswith("id,source,label,issues")
-    )
-    assert "grid-1" in sh(project, "datamatters", "used-by", augmented[:10])
-
-    plots = json.loads(sh(project, "dvc", "plots", "diff", "grid-1", "grid-2", "--json"))["data"]
-    revisions = {rev for image in plots["plots/samples.png"] for rev in image["revisions"]}
-    assert revisions == {"grid-1", "grid-2"}
-    (curve,) = plots["metrics/train/plots/metrics/fid_judge_50.tsv"]
-    assert set(curve["revisions"]) == {"grid-1", "grid-2"}

@@ -197,7 +197,8 @@ def test_push_to_a_server_that_dies_midway_fails_then_completes(origin, s3):
 
 def test_a_sweep_run_on_two_clones_is_traced_the_same_on_a_third(origin):
     """Two teammates each run one experiment of the set `sweep` and `dvc exp push` it; a third
-    clone pulls both and traces them: the same report as where the experiments ran."""
+    clone pulls both and traces them (the same report as where the experiments ran), follows the
+    lineage both ways and diffs their plots."""
     first, second = clone(origin, "sweeper-1"), clone(origin, "sweeper-2")
     exp_run(first, "sweep-1", "filters=none")
     exp_run(second, "sweep-2", "train.seed=1")
@@ -212,13 +213,24 @@ def test_a_sweep_run_on_two_clones_is_traced_the_same_on_a_third(origin):
     report = (reader / "reports" / "trace.md").read_text()
     assert report == (second / "reports" / "trace.md").read_text()
     assert "| sweep-1 |" in report and "| sweep-2 |" in report
-    rev = sh(first, "git", "for-each-ref", "--format=%(objectname)", "refs/exps/*/*/sweep-1")
-    lock = yaml.safe_load(sh(first, "git", "show", f"{rev.strip()}:dvc.lock"))
+    assert "the floor no model is expected to beat: `fid_judge_100`" in report
+    rev = sh(second, "git", "for-each-ref", "--format=%(objectname)", "refs/exps/*/*/sweep-2")
+    lock = yaml.safe_load(sh(second, "git", "show", f"{rev.strip()}:dvc.lock"))
     outs = lock["stages"]["augment"]["outs"]
     (augmented,) = [out["md5"] for out in outs if out["path"] == "data/augmented"]
     assert f"`{augmented[:12]}`" in report, "the md5s come from the pushed dvc.lock"
-    lineage = sh(reader, "datamatters", "lineage", "sweep-1")
-    assert (reader / "reports" / "lineage" / "sweep-1-removed.csv").is_file(), lineage
+
+    lineage = sh(reader, "datamatters", "lineage", "sweep-2")  # its data came by `dvc exp pull`
+    removed = (reader / "reports" / "lineage" / "sweep-2-removed.csv").read_text().splitlines()
+    assert augmented in lineage and len(removed) > 1, lineage
+    assert removed[0].startswith("id,source,label,issues")
+    assert "sweep-2" in sh(reader, "datamatters", "used-by", augmented[:10])
+    diff = sh(reader, "dvc", "plots", "diff", "sweep-1", "sweep-2", "--json")
+    plots = json.loads(diff)["data"]
+    revisions = {rev for image in plots["plots/samples.png"] for rev in image["revisions"]}
+    assert revisions == {"sweep-1", "sweep-2"}
+    (curve,) = plots["metrics/train/plots/metrics/fid_judge_50.tsv"]
+    assert set(curve["revisions"]) == {"sweep-1", "sweep-2"}
 
 
 def test_the_queue_with_two_workers_matches_each_experiment_run_alone(origin, monkeypatch):
