@@ -237,15 +237,20 @@ def summary(result: dict) -> str:
 # ---- report (here) --------------------------------------------------------------------------
 
 
-def per_epoch_fid(runs_tar: Path, name: str) -> list[float]:
-    """The run's per-epoch judge FID curve, from its CSV log."""
+def per_epoch_fid(runs_tar: Path, runs: list[dict]) -> dict[str, list[float]]:
+    """Each run's per-epoch judge FID curve, from its CSV log, the tar read once."""
+    from datamatters.metrics.names import MetricName
+
+    curves = {}
     with tarfile.open(runs_tar) as tar:
-        try:
-            member = tar.extractfile(f"{name}/metrics.csv")
-        except KeyError:
-            return []
-        rows = csv.DictReader(line.decode() for line in member)
-        return [float(row["fid_judge_500"]) for row in rows if row.get("fid_judge_500")]
+        names = set(tar.getnames())
+        for run in runs:
+            member = f"{run['name']}/metrics.csv"
+            column = str(MetricName("fid", "judge", run["params"]["train"]["fid_samples"]))
+            if member in names:
+                rows = csv.DictReader(line.decode() for line in tar.extractfile(member))
+                curves[run["name"]] = [float(row[column]) for row in rows if row.get(column)]
+    return curves
 
 
 def with_params(results: Path, bundle: Path) -> list[dict]:
@@ -265,8 +270,9 @@ def report(runs: list[dict], runs_tar: Path) -> str:
         "| memorisation | per-epoch FID: best, worst of last quarter |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    curves = per_epoch_fid(runs_tar, runs)
     for r in runs:
-        curve = per_epoch_fid(runs_tar, r["name"])
+        curve = curves.get(r["name"], [])
         tail = curve[len(curve) * 3 // 4 :]
         shape = f"{min(curve):.1f}, {max(tail):.1f}" if curve else "-"
         lines.append(

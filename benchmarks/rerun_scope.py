@@ -38,18 +38,12 @@ def stages_for(clone: Path, path: str) -> list[str]:
     return sorted(name.split(":")[-1] for name in status)
 
 
-def remote_name() -> str:
+def default_remote() -> tuple[str, str]:
+    """This project's default DVC remote: its name and where it is."""
     from dvc.repo import Repo
 
     with Repo(str(ROOT)) as repo:
-        return repo.config["core"]["remote"]
-
-
-def remote_path() -> str:
-    from dvc.repo import Repo
-
-    with Repo(str(ROOT)) as repo:
-        return repo.cloud.get_remote().path
+        return repo.config["core"]["remote"], repo.cloud.get_remote().path
 
 
 def main() -> None:
@@ -61,7 +55,8 @@ def main() -> None:
         run(["git", "clone", "-q", str(ROOT), str(clone)], Path(tmp))
         run(["git", "checkout", "-q", args.rev], clone)
         # the clone's remote is this project's, wherever the clone sits
-        run(["dvc", "remote", "modify", "--local", remote_name(), "url", remote_path()], clone)
+        name, location = default_remote()
+        run(["dvc", "remote", "modify", "--local", name, "url", location], clone)
         run(["dvc", "pull", "-q"], clone)
         _, clean = run(["dvc", "status"], clone)
         print(f"before any edit: {clean.strip().splitlines()[-1]}")

@@ -74,15 +74,20 @@ PROJECT_FILES = [
 ]
 
 
-def sh(cwd: Path, *cmd: str) -> str:
-    """Run a real command (git, dvc, datamatters) in `cwd`; fail the test with its output."""
-    env = stage_env() | {
+def command_env() -> dict[str, str]:
+    """The environment real git, dvc and datamatters commands run with in the tests."""
+    return stage_env() | {
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@t",
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@t",
     }
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    """Run a real command (git, dvc, datamatters) in `cwd`; fail the test with its output."""
+    env = command_env()
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import TINY, sh, stage_env, stages_run
+from conftest import TINY, command_env, sh, stages_run
 from datamatters.data.contract import read_stage_data
 
 pytestmark = pytest.mark.slow
@@ -119,10 +119,6 @@ def add_s3_remote(repo: Path, server: S3Server, name: str = "s3") -> None:
     sh(repo, "dvc", "remote", "modify", name, "endpointurl", server.url)
 
 
-def dvc_env() -> dict[str, str]:
-    return stage_env() | {"DVC_NO_ANALYTICS": "1"}
-
-
 def exp_run(repo: Path, name: str, *overrides: str) -> str:
     settings = [*TINY, "eval.metrics.inception_samples=0", *overrides]
     return sh(repo, "dvc", "exp", "run", "-n", name, *(a for s in settings for a in ("-S", s)))
@@ -176,7 +172,7 @@ def test_push_to_a_server_that_dies_midway_fails_then_completes(origin, s3):
     push = subprocess.Popen(
         command,
         cwd=team,
-        env=dvc_env()
+        env=command_env()
         | {"AWS_MAX_ATTEMPTS": "1"},  # fail at once, not after retrying the dead server
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -265,7 +261,7 @@ def test_a_full_disk_fails_naming_the_path_and_the_next_repro_completes(origin):
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         failed = subprocess.run(
-            ["dvc", "repro", "ingest"], cwd=team, env=dvc_env(), capture_output=True, text=True
+            ["dvc", "repro", "ingest"], cwd=team, env=command_env(), capture_output=True, text=True
         )
         message = failed.stdout + failed.stderr
         assert failed.returncode != 0
