@@ -2,7 +2,9 @@
 
     python benchmarks/device_runs.py prepare --bundle .bundle [--plan flow]
     python benchmarks/device_runs.py run --bundle .bundle --out OUT [--jobs 8] [--deadline 470]
+    python benchmarks/device_runs.py score CHECKPOINT.pt ... --out scores.json [--inception 500]
     python benchmarks/device_runs.py report OUT/results.json [--out reports/flow-gpu]
+                                    [--scores scores.json] [--trace]
 
 `prepare` (here, with DVC) builds every data variant the plan names with the real pipeline in a
 scratch project (`dvc repro augment` with the variant's overrides), copies its training set, the
@@ -15,7 +17,14 @@ params' accelerator, writes the checkpoint, reloads it and scores it with the ev
 metrics, judge features only (the Inception weights stay here; `evaluate` scores the kept
 checkpoints with them). Runs go `--jobs` at a time, longest first; a run that cannot finish its
 budget before `--deadline` seconds stops there and says how many images it saw. It writes
-`results.json`, `runs.tar` (each run's curve, grid and metrics) and the plan's kept checkpoints.
+`results.json`, `runs.tar` (each run's curve, grid and metrics) and `checkpoints.tar` (the
+plan's kept checkpoints). `score` (here) measures kept clean-data checkpoints with the Inception
+metrics of the evaluate stage, and `report --scores` adds them to the tables.
+
+The `recipe` plan: four DCGAN recipes at the default budget, four seeds each (their checkpoints
+come back to be scored with Inception here); the flow and the
+linear-output DCGAN on 1,000 tinted 64×64 digits at the full budget (the colour check, each
+variant on its own folder with its own judge); and the flow at 8x the budget, three seeds.
 
 The `flow` plan: `model=flow` at the default budget on clean and 30%-corrupted data, filters on
 and off, three seeds (the headline check for the second family), and the clean default data at
@@ -45,8 +54,19 @@ VARIANTS = {
     "clean-none": ["filters=none"],
     "c30-default": ["ingest.corrupt.mixed=0.3"],
     "c30-none": ["ingest.corrupt.mixed=0.3", "filters=none"],
+    "colour64": ["data=folder", "data.channels=3", "data.image_size=64"],
 }
+# Variants on a folder of their own (`label_audit_scale.write_digits`: images, side, tinted),
+# which need their own judge and reference features.
+FOLDERS = {"colour64": (1000, 64, True)}
 GPU = ["trainer=gpu", "trainer.deterministic=warn"]
+LINEAR = ["model.generator.output=linear"]
+DCGAN_CANDIDATES = {
+    "dcgan": [],
+    "dcgan-linear": LINEAR,
+    "dcgan-linear-lr4": [*LINEAR, "model.g_optimizer.lr=0.0004", "model.d_optimizer.lr=0.0004"],
+    "dcgan-linear-translation": [*LINEAR, "model.diffaugment=[translation]"],
+}
 
 
 def flow_plan() -> list[dict]:
@@ -62,14 +82,59 @@ def flow_plan() -> list[dict]:
     return [r | {"overrides": ["model=flow", *GPU], "keep": r["name"] in keep} for r in runs]
 
 
-PLANS = {"flow": flow_plan}
+def recipe_plan() -> list[dict]:
+    """The GAN recipe at the default budget (four seeds each; the checkpoints come back to be
+    scored with Inception here), the colour check at the full budget, and the flow at 8x."""
+
+    def run(name: str, candidate: str, variant: str, seed: int, overrides: list[str]) -> dict:
+        kimg = 8 * DEFAULT_KIMG if name.startswith("flow-8x") else DEFAULT_KIMG
+        return {
+            "name": name,
+            "candidate": candidate,
+            "variant": variant,
+            "seed": seed,
+            "kimg": kimg,
+            "overrides": [*overrides, *GPU],
+            "keep": variant == "clean-default",
+        }
+
+    runs = [
+        run(f"flow-8x-s{seed}", "flow", "clean-default", seed, ["model=flow"]) for seed in range(3)
+    ]
+    runs += [
+        run(f"colour-flow-s{seed}", "flow", "colour64", seed, ["model=flow"]) for seed in range(2)
+    ]
+    runs.append(run("colour-dcgan-linear-s0", "dcgan-linear", "colour64", 0, LINEAR))
+    runs += [
+        run(f"{name}-s{seed}", name, "clean-default", seed, ["model=dcgan", *overrides])
+        for seed in range(4)
+        for name, overrides in DCGAN_CANDIDATES.items()
+    ]
+    return runs
+
+
+PLANS = {"flow": flow_plan, "recipe": recipe_plan}
 
 
 # ---- prepare (here) -------------------------------------------------------------------------
 
 
+def copy_reference_features(source: Path, target: Path) -> None:
+    """The judge's reference features (the Inception ones stay here, as their weights do)."""
+    (target / "reference_features").mkdir(parents=True)
+    for name in ("judge.npy", "rows.parquet"):
+        shutil.copy2(source / name, target / "reference_features" / name)
+
+
+def yardstick(bundle: Path, variant: str) -> Path:
+    """Where a variant's judge and reference features are: beside its data, or the bundle's."""
+    own = bundle / "data" / variant
+    return own if (own / "judge.pt").is_file() else bundle
+
+
 def prepare(bundle: Path, plan: list[dict]) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
+    from label_audit_scale import write_digits
     from project_runs import run as run_here
     from project_runs import scratch_project
 
@@ -79,18 +144,28 @@ def prepare(bundle: Path, plan: list[dict]) -> None:
         shutil.rmtree(bundle)
     (bundle / "params").mkdir(parents=True)
     shutil.copy2(ROOT / "models" / "judge.pt", bundle / "judge.pt")
-    features = bundle / "reference_features"
-    features.mkdir()
-    for name in ("judge.npy", "rows.parquet"):
-        shutil.copy2(ROOT / "data" / "reference_features" / name, features / name)
-    for variant in sorted({run["variant"] for run in plan}):
+    copy_reference_features(ROOT / "data" / "reference_features", bundle)
+    variants = {variant: list(VARIANTS[variant]) for variant in {run["variant"] for run in plan}}
+    folders = Path(tempfile.mkdtemp(prefix="datamatters-folders-"))
+    for variant, (count, side, colour) in FOLDERS.items():
+        if variant in variants:
+            write_digits(folders / variant, count, side, colour)
+            variants[variant].append(f"data.path={folders / variant}")
+    for variant, overrides in sorted(variants.items()):
         with tempfile.TemporaryDirectory(prefix="datamatters-variant-") as tmp:
-            work = scratch_project(Path(tmp), VARIANTS[variant])
-            seconds, _ = run_here(["dvc", "repro", "-q", "augment"], work)
-            shutil.copytree(work / "data" / "augmented", bundle / "data" / variant)
-        print(f"variant {variant}: data/augmented in {seconds:.0f} s", flush=True)
+            work = scratch_project(Path(tmp), overrides)
+            target = bundle / "data" / variant
+            if variant in FOLDERS:  # its own yardstick, beside its data
+                seconds, _ = run_here(["dvc", "repro", "-q", "augment", "reference_features"], work)
+                shutil.copytree(work / "data" / "augmented", target / "augmented")
+                shutil.copy2(work / "models" / "judge.pt", target / "judge.pt")
+                copy_reference_features(work / "data" / "reference_features", target)
+            else:
+                seconds, _ = run_here(["dvc", "repro", "-q", "augment"], work)
+                shutil.copytree(work / "data" / "augmented", target / "augmented")
+        print(f"variant {variant}: built in {seconds:.0f} s", flush=True)
     for run in plan:
-        overrides = [*VARIANTS[run["variant"]], *run["overrides"]]
+        overrides = [*variants[run["variant"]], *run["overrides"]]
         overrides += [f"train.seed={run['seed']}", f"train.kimg={run['kimg']:.2f}"]
         overrides += ["eval.metrics.inception_samples=0"]
         write_params(bundle / "params" / f"{run['name']}.yaml", overrides, ROOT / "conf")
@@ -119,13 +194,14 @@ def train_one(bundle: Path, name: str, out: Path, seconds: float, accelerator: s
 
     run = next(r for r in json.loads((bundle / "plan.json").read_text()) if r["name"] == name)
     params = OmegaConf.load(bundle / "params" / f"{name}.yaml")
-    data = bundle / "data" / run["variant"]
+    data = bundle / "data" / run["variant"] / "augmented"
+    scale = yardstick(bundle, run["variant"])
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(params.train.seed, workers=True, verbose=False)
     datamodule = instantiate(params.datamodule, data_dir=str(data), seed=params.train.seed)
     model = instantiate(params.model)
-    judge = load_checkpoint(bundle / "judge.pt")
-    reference, _ = reference_cache.load(bundle / "reference_features", "judge")
+    judge = load_checkpoint(scale / "judge.pt")
+    reference, _ = reference_cache.load(scale / "reference_features", "judge")
     datamodule.setup()
     epochs = params.train.kimg * 1000 / len(datamodule.data.images)
     callbacks = [
@@ -154,7 +230,7 @@ def train_one(bundle: Path, name: str, out: Path, seconds: float, accelerator: s
     metrics = evaluate_generator(
         generator,
         judge.to(device),
-        bundle / "reference_features",
+        scale / "reference_features",
         params.eval.metrics,
         read_stage_data(data).images,
     )
@@ -163,12 +239,17 @@ def train_one(bundle: Path, name: str, out: Path, seconds: float, accelerator: s
         "params": OmegaConf.to_container(params, resolve=True),
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "steps": trainer.global_step,
-        "kimg_seen": trainer.global_step * params.datamodule.batch_size / 1000,
+        # batches, not optimizer steps: a GAN takes two steps per batch
+        "kimg_seen": batches_seen(trainer) * params.datamodule.batch_size / 1000,
         "train_seconds": round(train_seconds, 1),
         "evaluate_seconds": round(time.perf_counter() - started, 1),
         "training_images": len(datamodule.data.images),
     }
     (out / "result.json").write_text(json.dumps(result | scores, indent=1) + "\n")
+
+
+def batches_seen(trainer) -> int:
+    return trainer.fit_loop.epoch_loop.batch_progress.total.completed
 
 
 def run_all(
@@ -222,10 +303,11 @@ def run_all(
                     tar.add(path, f"{run['name']}/{path.name}")
             if (work / f"{run['name']}.log").is_file():
                 tar.add(work / f"{run['name']}.log", f"{run['name']}/train.log")
-    for run in plan:
-        checkpoint = work / run["name"] / "generator.pt"
-        if run.get("keep") and checkpoint.is_file():
-            shutil.copy2(checkpoint, out / f"{run['name']}.pt")
+    with tarfile.open(out / "checkpoints.tar", "w") as tar:  # one file: a few come back
+        for run in plan:
+            checkpoint = work / run["name"] / "generator.pt"
+            if run.get("keep") and checkpoint.is_file():
+                tar.add(checkpoint, f"{run['name']}.pt")
     print(f"{time.monotonic() - started:.0f} s in all; results in {out}")
 
 
@@ -281,15 +363,64 @@ def report(runs: list[dict], runs_tar: Path) -> str:
             f"| {r['precision_judge_1k']:.3f} | {r['recall_judge_1k']:.3f} "
             f"| {r.get('memorization_judge_1k', float('nan')):.3f} | {shape} |"
         )
-    groups: dict[tuple[str, int], list[float]] = {}
-    for r in runs:
-        groups.setdefault((r["variant"], round(r["kimg_seen"], -1)), []).append(r["fid_judge_1k"])
-    lines += ["", "| data | kimg seen | seeds | `fid_judge_1k` mean ± SD |", "|---|---|---|---|"]
-    for (variant, kimg), fids in sorted(groups.items()):
-        sd = f"{statistics.stdev(fids):.1f}" if len(fids) > 1 else "n/a"
-        mean = statistics.mean(fids)
-        lines.append(f"| {variant} | {kimg:.0f} | {len(fids)} | {mean:.1f} ± {sd} |")
+    groups: dict[tuple[str, str, float], list[dict]] = {}
+    for r in runs:  # by the budget planned; a run a deadline stopped shows in "kimg seen"
+        groups.setdefault((r.get("candidate", "flow"), r["variant"], r["kimg"]), []).append(r)
+    lines += [
+        "",
+        "| candidate | data | kimg planned | kimg seen | seeds | `fid_judge_1k` mean ± SD "
+        "| `fid_inception_500` mean ± SD | Inception precision | Inception recall |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (candidate, variant, kimg), group in sorted(groups.items()):
+        seen = sorted(round(r["kimg_seen"]) for r in group)
+        seen_cell = f"{seen[0]}" if seen[0] == seen[-1] else f"{seen[0]}-{seen[-1]}"
+        cells = " | ".join(spread([r.get(k) for r in group]) for k in SUMMARISED)
+        lines.append(
+            f"| {candidate} | {variant} | {kimg:.0f} | {seen_cell} | {len(group)} | {cells} |"
+        )
     return "\n".join(lines)
+
+
+SUMMARISED = (
+    "fid_judge_1k",
+    "fid_inception_500",
+    "precision_inception_500",
+    "recall_inception_500",
+)
+
+
+def spread(values: list[float | None]) -> str:
+    """Mean ± SD over seeds, '-' where a run lacks the metric."""
+    if any(v is None for v in values):
+        return "-"
+    digits = 3 if max(values) < 1 else 1
+    sd = f"{statistics.stdev(values):.{digits}f}" if len(values) > 1 else "n/a"
+    return f"{statistics.mean(values):.{digits}f} ± {sd}"
+
+
+def inception_scores(checkpoint: Path, samples: int) -> dict[str, float]:
+    """The Inception metrics of a clean-data checkpoint, scored here with the evaluate stage's
+    code against this project's reference features (the device lacks the Inception weights)."""
+    from omegaconf import OmegaConf
+
+    from datamatters.data.contract import read_stage_data
+    from datamatters.metrics.evaluation import evaluate_generator
+    from datamatters.models.checkpoint import load_checkpoint
+
+    config = OmegaConf.load(ROOT / "params.yaml").eval.metrics
+    config.inception_samples = samples
+    started = time.perf_counter()
+    metrics = evaluate_generator(
+        load_checkpoint(checkpoint),
+        load_checkpoint(ROOT / "models" / "judge.pt"),
+        ROOT / "data" / "reference_features",
+        config,
+        read_stage_data(ROOT / "data" / "augmented").images,
+    )
+    scores = {k: v for k, v in metrics.items() if "inception" in k}
+    print(f"{checkpoint.stem}: {scores} in {time.perf_counter() - started:.0f} s", flush=True)
+    return scores
 
 
 def trace_sweep(runs: list[dict], name: str, out_dir: Path) -> Path:
@@ -351,6 +482,12 @@ def main() -> None:
     rep.add_argument("results", type=Path)
     rep.add_argument("--bundle", type=Path, default=ROOT / ".bundle")
     rep.add_argument("--out", type=Path, help="a folder for the tables, the trace and results")
+    rep.add_argument("--scores", type=Path, help="the JSON `score` wrote for kept checkpoints")
+    rep.add_argument("--trace", action="store_true", help="trace the default-budget runs")
+    sc = commands.add_parser("score", help="Inception metrics of clean-data checkpoints, as JSON")
+    sc.add_argument("checkpoints", type=Path, nargs="+")
+    sc.add_argument("--inception", type=int, default=500)
+    sc.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.bundle, PLANS[args.plan]())
@@ -358,15 +495,23 @@ def main() -> None:
         run_all(args.bundle, args.out, args.jobs, args.deadline, args.accelerator, args.only)
     elif args.command == "train-one":
         train_one(args.bundle, args.name, args.out, args.seconds, args.accelerator)
+    elif args.command == "score":
+        scores = {c.stem: inception_scores(c, args.inception) for c in args.checkpoints}
+        args.out.write_text(json.dumps(scores, indent=1) + "\n")
     else:
         runs = with_params(args.results, args.bundle)
+        if args.scores:
+            scores = json.loads(args.scores.read_text())
+            for run in runs:
+                run.update(scores.get(run["name"], {}))
         text = report(runs, args.results.parent / "runs.tar")
         print(text)
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "runs.md").write_text(text + "\n")
             (args.out / "results.json").write_text(json.dumps(runs, indent=1) + "\n")
-            print(f"wrote {trace_sweep(runs, args.out.name, args.out)}")
+            if args.trace:
+                print(f"wrote {trace_sweep(runs, args.out.name, args.out)}")
 
 
 if __name__ == "__main__":

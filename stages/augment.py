@@ -5,7 +5,7 @@ from hydra.utils import instantiate
 
 from datamatters.atomic import write_json
 from datamatters.augment.materialise import materialise
-from datamatters.data.contract import kept_rows, read_stage_data, write_stage_data
+from datamatters.data.contract import kept_mask, read_stage_data, write_stage_chunks
 from datamatters.errors import InputError
 from datamatters.stage import load_params, log, parse_paths, run_stage
 
@@ -20,18 +20,19 @@ def main() -> None:
         args.input,
         columns=("id", "label", "keep", "label_source"),
     )
-    kept = kept_rows(data)
-    if len(kept.images) == 0:
+    keep = kept_mask(data.manifest)
+    if not keep.any():
         raise InputError(
             args.input,
             "no rows are kept, so there is nothing to train on",
             "check metrics/quality.json for what was dropped and relax those checks",
         )
-    training = materialise(kept, instantiate(augment.pipeline), augment.copies)
-    write_stage_data(args.output, training)
+    count = int(keep.sum()) * (augment.copies + 1)
+    chunks = materialise(data, keep, instantiate(augment.pipeline), augment.copies)
+    manifest = write_stage_chunks(args.output, chunks, count, data.images.shape[1:])
     report = {
-        "training_images": len(training.images),
-        "originals": int((~training.manifest["augmented"]).sum()),
+        "training_images": len(manifest),
+        "originals": int((~manifest["augmented"]).sum()),
     }
     write_json(args.metrics, report)
     log.info("training set: %(training_images)d images from %(originals)d kept originals", report)

@@ -15,8 +15,16 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import compose_config
+from datamatters.augment import materialise as materialise_module
 from datamatters.augment.materialise import materialise
-from datamatters.data.contract import StageData, kept_rows, read_stage_data, write_stage_data
+from datamatters.data.contract import (
+    StageData,
+    kept_mask,
+    kept_rows,
+    read_stage_data,
+    write_stage_chunks,
+    write_stage_data,
+)
 from datamatters.errors import InputError
 from datamatters.labeling.labels import AuditSummary, carry_labels
 from datamatters.labeling.report import label_report
@@ -96,24 +104,45 @@ def test_labels_are_carried_with_provenance_and_checked():
         carry_labels(assessed, classes=["0", "1"], source_path="data/quality")
 
 
-def test_augment_materialises_kept_rows_deterministically():
+def training_set(data: StageData, pipeline, copies: int) -> StageData:
+    chunks = list(materialise(data, kept_mask(data.manifest), pipeline, copies))
+    images = np.concatenate([chunk.images for chunk in chunks])
+    return StageData(images, pd.concat([chunk.manifest for chunk in chunks], ignore_index=True))
+
+
+def test_augment_materialises_kept_rows_deterministically(monkeypatch):
     assessed, _ = assess(tiny_pool(), default_checks())
     labeled = carry_labels(assessed, None, "x")
-    kept = kept_rows(labeled)
-    first, again = (
-        materialise(kept, instantiate(compose_config("augment=light").augment.pipeline), copies=2)
-        for _ in range(2)
-    )
+    pipeline = compose_config("augment=light").augment.pipeline
+    first, again = (training_set(labeled, instantiate(pipeline), copies=2) for _ in range(2))
     assert len(first.images) == 27 and first.manifest["augmented"].sum() == 18
     assert np.array_equal(first.images, again.images)
     assert not np.array_equal(first.images[:9], first.images[9:18]), "copies differ from originals"
     assert set(first.manifest["parent_id"]) == set(labeled.manifest["id"][labeled.manifest["keep"]])
+    monkeypatch.setattr(materialise_module, "CHUNK_BYTES", 2 * labeled.images[0].nbytes)
+    chunked = training_set(labeled, instantiate(pipeline), copies=2)
+    assert np.array_equal(chunked.images, first.images), "chunks of 2 rows draw the same set"
+    pd.testing.assert_frame_equal(chunked.manifest, first.manifest)
 
 
 def test_augment_without_copies_is_the_kept_rows():
     assessed, _ = assess(tiny_pool(), default_checks())
-    out = materialise(kept_rows(carry_labels(assessed, None, "x")), A.Compose([]), copies=0)
+    out = training_set(carry_labels(assessed, None, "x"), A.Compose([]), copies=0)
     assert len(out.images) == 9 and not out.manifest["augmented"].any()
+
+
+def test_a_stage_written_in_chunks_is_byte_identical_and_refuses_a_wrong_count(tmp_path):
+    pool = tiny_pool()
+    write_stage_data(tmp_path / "whole", pool)
+    halves = [pool.select(np.arange(len(pool.images)) < 5), pool.select(np.arange(12) >= 5)]
+    shape = pool.images.shape[1:]
+    write_stage_chunks(tmp_path / "chunked", halves, len(pool.images), shape)
+    for name in ("images.npy", "manifest.parquet"):
+        whole, chunked = ((tmp_path / d / name).read_bytes() for d in ("whole", "chunked"))
+        assert whole == chunked, name
+    with pytest.raises(ValueError, match="5 rows written, 12 announced"):
+        write_stage_chunks(tmp_path / "short", halves[:1], len(pool.images), shape)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunked", "whole"], "nothing partial"
 
 
 def test_stage_data_round_trip_and_validation(tmp_path, monkeypatch):

@@ -120,6 +120,22 @@ def test_networks_fit_every_supported_image_size(image_size: int, channels: int)
     assert judge.features(image).shape == (2, 12) and judge(image).shape == (2, 3)
 
 
+def test_a_linear_output_generator_draws_exact_black_once_rendered() -> None:
+    """tanh only nears -1, so its black is faintly grey; the linear output is unbounded and the
+    model's rendering clamps it, so pixels below the range come out exactly 0."""
+    torch.manual_seed(0)
+    config = dcgan_config()
+    config["generator"]["output"] = "linear"
+    model = instantiate(OmegaConf.create(config))
+    with torch.no_grad():
+        model.generator.net[-1].bias.fill_(-3.0)  # every raw output well below -1
+    raw = model.generator(torch.randn(4, 16))
+    assert raw.max() < -1
+    assert model.sample(4, seed=0).max() == 0
+    with pytest.raises(ValueError, match="output must be 'tanh' or 'linear'"):
+        DCGANGenerator(16, 1, 32, output="sigmoid")
+
+
 @pytest.mark.parametrize("image_size", [30, 33, 4])
 def test_unsupported_image_size_is_refused_with_a_clear_message(image_size: int) -> None:
     message = rf"image_size must be a multiple of 4 .* got {image_size}"

@@ -7,45 +7,50 @@ Augmentation that must see real and fake images alike (DiffAugment) belongs to t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
-import pandas as pd
 
 from datamatters.data.contract import StageData, pixel_sha256
+from datamatters.data.mapped import read_chunks, rows_per_chunk
 
 log = logging.getLogger("datamatters")
 
 Transform = Callable[..., dict]
 CARRIED_COLUMNS = ("id", "source", "label", "sha256", "split", "label_source")
+CHUNK_BYTES = 16 * 2**20  # pixels read (and written) at a time
 
 
-def materialise(kept: StageData, pipeline: Transform, copies: int) -> StageData:
-    """The kept rows followed by `copies` augmented passes over them, in order.
+def materialise(
+    data: StageData, keep: np.ndarray, pipeline: Transform, copies: int
+) -> Iterator[StageData]:
+    """The rows of `data` where `keep` holds, then `copies` augmented passes over them, in that
+    order, a chunk at a time: `write_stage_chunks` writes them as they come, so neither the
+    kept images nor the training set is ever whole in memory.
 
-    Each augmented image is written straight into the one output array: the set is held once,
-    not once as a list of passes and again when they are joined.
+    The passes draw from the augmentation's random state in the same order whatever the chunk
+    size, so the set is the same as one built in memory.
     """
-    originals = kept.manifest.loc[:, list(CARRIED_COLUMNS)].assign(
-        parent_id=kept.manifest["id"], augmented=False
+    rows = np.flatnonzero(keep)
+    originals = (
+        data.manifest.loc[keep, list(CARRIED_COLUMNS)]
+        .reset_index(drop=True)
+        .assign(parent_id=lambda m: m["id"], augmented=False)
     )
-    count = len(kept.images)
-    images = np.empty((count * (copies + 1), *kept.images.shape[1:]), dtype=np.uint8)
-    images[:count] = kept.images
-    manifests = [originals]
+    chunk = rows_per_chunk(data.images, CHUNK_BYTES)
+    for where, pixels in read_chunks(data.images, rows, chunk):
+        yield StageData(pixels, originals.iloc[where].reset_index(drop=True))
     for copy in range(1, copies + 1):
-        augmented = images[copy * count : (copy + 1) * count]
-        for row, image in enumerate(kept.images):
-            augmented[row] = _apply(pipeline, image)
-        manifests.append(
-            originals.assign(
-                id=originals["id"] + f"-aug{copy}",
+        for where, pixels in read_chunks(data.images, rows, chunk):
+            augmented = np.stack([_apply(pipeline, image) for image in pixels])
+            part = originals.iloc[where]
+            manifest = part.assign(
+                id=part["id"] + f"-aug{copy}",
                 sha256=[pixel_sha256(image) for image in augmented],
                 augmented=True,
             )
-        )
-        log.info("augmented copy %d/%d: %d images", copy, copies, count)
-    return StageData(images, pd.concat(manifests, ignore_index=True))
+            yield StageData(augmented, manifest.reset_index(drop=True))
+        log.info("augmented copy %d/%d: %d images", copy, copies, len(rows))
 
 
 def _apply(pipeline: Transform, image: np.ndarray) -> np.ndarray:

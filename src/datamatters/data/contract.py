@@ -57,10 +57,13 @@ class StageData:
         return replace(self, manifest=manifest)
 
 
-def kept_rows(data: StageData) -> StageData:
+def kept_mask(manifest: pd.DataFrame) -> np.ndarray:
     """The rows a checking stage decided to keep; a row without pixels never passes."""
-    manifest = data.manifest
-    return data.select(manifest["keep"].to_numpy(bool) & manifest["decode_error"].isna().to_numpy())
+    return manifest["keep"].to_numpy(bool) & manifest["decode_error"].isna().to_numpy()
+
+
+def kept_rows(data: StageData) -> StageData:
+    return data.select(kept_mask(data.manifest))
 
 
 def pixel_sha256(pixels: np.ndarray) -> str:
@@ -94,6 +97,35 @@ def write_stage_data(path: str | Path, data: StageData, pixels: bool = True) -> 
         else:
             (tmp / POINTER).write_text(pointer, encoding="utf-8")
             manifest.to_parquet(tmp / MANIFEST, index=False)
+
+
+def write_stage_chunks(
+    path: str | Path, chunks: Iterable[StageData], count: int, image_shape: tuple[int, ...]
+) -> pd.DataFrame:
+    """Write a stage directory whose rows arrive in chunks, so its pixels are never all in
+    memory; the files are byte for byte what `write_stage_data` writes for the same rows.
+    Returns the manifest (small: one row per image)."""
+    if count < 1:
+        raise ValueError(f"{path}: a stage directory written in chunks needs rows, got {count}")
+    header = {"descr": "|u1", "fortran_order": False, "shape": (count, *image_shape)}
+    manifests, written = [], 0
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        with (tmp / IMAGES).open("wb") as handle:
+            np.lib.format.write_array_header_1_0(handle, header)
+            for chunk in chunks:
+                if problem := contract_problem(chunk):
+                    raise ValueError(problem)
+                if chunk.images.shape[1:] != tuple(image_shape):
+                    raise ValueError(f"chunk of {chunk.images.shape[1:]} images, not {image_shape}")
+                handle.write(np.ascontiguousarray(chunk.images).tobytes())
+                manifests.append(chunk.manifest)
+                written += len(chunk.images)
+        if written != count:
+            raise ValueError(f"{path}: {written} rows written, {count} announced")
+        manifest = pd.concat(manifests, ignore_index=True)
+        manifest.to_parquet(tmp / MANIFEST, index=False)
+    return manifest
 
 
 def read_stage_data(path: str | Path, columns: Iterable[str] = BASE_COLUMNS) -> StageData:

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamatters.data.contract import StageData
+from datamatters.data.mapped import release_rows
 
 UNLABELED = -1
 
@@ -37,16 +38,27 @@ def labeled_images(data: StageData) -> StageData:
 
 
 class ImageArrayDataset(Dataset):
-    """uint8 N×H×W×C images served as float C×H×W in [0, 1] with an integer class id."""
+    """uint8 N×H×W×C images (or the `rows` of them) served as float C×H×W in [0, 1] with an
+    integer class id per served image.
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+    Memory-mapped images are read one at a time and their pages released after each read, so
+    epochs over a large set do not keep it resident.
+    """
+
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
         self.images, self.labels = images, labels
+        self.rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+        if len(self.rows) != len(labels):
+            raise ValueError(f"{len(labels)} labels for {len(self.rows)} images")
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.rows)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = torch.from_numpy(np.array(self.images[index])).permute(
-            2, 0, 1
-        )  # copy: the array may be a read-only memmap
-        return image.float().div_(255.0), int(self.labels[index])
+        row = int(self.rows[index])
+        pixels = np.array(self.images[row])  # a copy: the array may be a read-only memmap
+        release_rows(self.images, row, row + 1)
+        image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0)
+        return image, int(self.labels[index])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -27,3 +28,22 @@ def release_rows(images: np.ndarray, start: int, stop: int) -> None:
     last = min(first + (stop - start) * images.strides[0], len(mapping))
     first -= first % mmap.PAGESIZE
     mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
+def read_chunks(
+    images: np.ndarray, rows: np.ndarray, chunk: int
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """(where in `rows`, `images[rows]` there) `chunk` rows at a time, in order; each chunk's
+    memory-mapped pages are released once the caller has used it, so one pass does not keep
+    the whole set resident."""
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        yield slice(start, start + len(part)), np.asarray(images[part])
+        release_rows(images, int(part.min()), int(part.max()) + 1)
+
+
+def rows_per_chunk(images: np.ndarray, chunk_bytes: int, multiple: int = 1) -> int:
+    """As many rows as fill `chunk_bytes` of pixels, rounded down to a multiple of `multiple`
+    (a consumer's batch size, so chunking does not change its batches); at least `multiple`."""
+    rows = chunk_bytes // (int(np.prod(images.shape[1:])) * images.itemsize)
+    return max(multiple, rows - rows % multiple)

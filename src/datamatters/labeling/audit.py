@@ -28,9 +28,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from datamatters.data.dataset import ImageArrayDataset
+from datamatters.data.mapped import read_chunks, rows_per_chunk
 from datamatters.models.judge import fit_classifier, predict_proba
 
 log = logging.getLogger("datamatters")
+CHUNK_BYTES = 16 * 2**20  # pixels gathered at a time for prediction
+PREDICT_BATCH = 256
 
 
 @dataclass
@@ -42,16 +45,23 @@ class Probabilities:
 
 def cross_validated_probabilities(
     images: np.ndarray,
+    rows: np.ndarray,
     labels: np.ndarray,
-    unlabeled_images: np.ndarray,
+    unlabeled_rows: np.ndarray,
     num_classes: int,
     cfg: DictConfig,
     start: nn.Module | None = None,
 ) -> Probabilities:
-    """`cfg`: `folds`, `seed` and `classifier` (network, optimizer, max_epochs, batch_size, ...);
-    `start`: a trained network of the classifier's architecture to fine-tune from."""
+    """Out-of-sample probabilities of `images[rows]`, whose classes are `labels`, and the folds'
+    mean vote for `images[unlabeled_rows]`.
+
+    `images` may be memory-mapped: every fold reads its rows from it as it trains and predicts,
+    and none copies them, so the audit's memory does not grow with the images.
+    `cfg`: `folds`, `seed` and `classifier` (network, optimizer, max_epochs, batch_size, ...);
+    `start`: a trained network of the classifier's architecture to fine-tune from.
+    """
     oof = np.zeros((len(labels), num_classes))
-    votes = np.zeros((len(unlabeled_images), num_classes))
+    votes = np.zeros((len(unlabeled_rows), num_classes))
     splits = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
     with warnings.catch_warnings():
         # a class with fewer rows than folds is audited on the folds it appears in
@@ -59,16 +69,28 @@ def cross_validated_probabilities(
         folds = list(splits.split(np.zeros(len(labels)), labels))
     for fold, (train, held_out) in enumerate(folds):
         log.info("label audit: fold %d/%d, %d training images", fold + 1, len(folds), len(train))
-        network = _fit(images[train], labels[train], num_classes, cfg, cfg.seed + fold, start)
-        oof[held_out] = predict_proba(network, images[held_out])
-        if len(unlabeled_images):
-            votes += predict_proba(network, unlabeled_images) / len(folds)
+        network = _fit(images, rows[train], labels[train], num_classes, cfg, cfg.seed + fold, start)
+        oof[held_out] = predict_rows(network, images, rows[held_out])
+        if len(unlabeled_rows):
+            votes += predict_rows(network, images, unlabeled_rows) / len(folds)
     accuracy = float((oof.argmax(axis=1) == labels).mean())
     return Probabilities(oof, votes, accuracy)
 
 
+def predict_rows(network: nn.Module, images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`predict_proba` of `images[rows]`, read a chunk at a time; chunks are whole prediction
+    batches, so the numbers are those of one call on the gathered rows."""
+    chunk = rows_per_chunk(images, CHUNK_BYTES, multiple=PREDICT_BATCH)
+    parts = [
+        predict_proba(network, pixels, PREDICT_BATCH)
+        for _, pixels in read_chunks(images, rows, chunk)
+    ]
+    return np.concatenate(parts)
+
+
 def _fit(
     images: np.ndarray,
+    rows: np.ndarray,
     labels: np.ndarray,
     num_classes: int,
     cfg: DictConfig,
@@ -81,7 +103,7 @@ def _fit(
     if start is not None:
         load_matching(network, start)
     loader = DataLoader(
-        ImageArrayDataset(np.asarray(images), labels),
+        ImageArrayDataset(images, labels, rows),
         batch_size=classifier.batch_size,
         shuffle=True,
     )

@@ -105,9 +105,10 @@ def audit_labels(
 
     ids = class_ids(labels[audited], classes)
     probs = cross_validated_probabilities(
-        data.images[np.flatnonzero(audited)],
+        data.images,
+        np.flatnonzero(audited),
         ids,
-        data.images[np.flatnonzero(unlabeled)] if cfg.autolabel.enabled else data.images[:0],
+        np.flatnonzero(unlabeled & cfg.autolabel.enabled),
         len(classes),
         cfg.audit,
         start,

@@ -83,18 +83,34 @@ def with_labels(x: Tensor, labels: Tensor | None, num_classes: int) -> Tensor:
 
 
 class DCGANGenerator(nn.Module):
-    """DCGAN generator (Radford et al. 2016): transposed convolutions, BatchNorm, ReLU, tanh."""
+    """DCGAN generator (Radford et al. 2016): transposed convolutions, BatchNorm, ReLU.
+
+    `output="tanh"` squashes into [-1, 1] as the paper does; tanh only nears -1, so a black
+    background comes out faintly grey. `output="linear"` leaves the last layer unbounded, as
+    StyleGAN does: the discriminator sees the raw values, and rendering clamps them, so the
+    generator can draw exact black.
+    """
 
     def __init__(
-        self, latent_dim: int, channels: int, image_size: int, width: int = 64, num_classes: int = 0
+        self,
+        latent_dim: int,
+        channels: int,
+        image_size: int,
+        width: int = 64,
+        num_classes: int = 0,
+        output: str = "tanh",
     ) -> None:
         super().__init__()
+        if output not in ("tanh", "linear"):
+            raise ValueError(f"output must be 'tanh' or 'linear', got {output!r}")
         self.num_classes = num_classes
+        self.squash = output == "tanh"
         self.net = _upsampler(latent_dim + num_classes, channels, image_size, width)
         self.apply(_dcgan_init)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return torch.tanh(self.net(with_labels(z, labels, self.num_classes)))
+        x = self.net(with_labels(z, labels, self.num_classes))
+        return torch.tanh(x) if self.squash else x
 
 
 class DCGANDiscriminator(nn.Module):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from datamatters.data.mapped import release_rows
+from datamatters.data.mapped import read_chunks, rows_per_chunk
 
 CHUNK_BYTES = 4 * 2**20  # pixels per chunk: 4,096 32×32 grey images, 341 64×64 RGB ones
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as PIL's "L" mode
@@ -34,20 +34,14 @@ def per_chunk(
 def _read_chunks(
     images: np.ndarray, rows: np.ndarray, chunk: int | None
 ) -> Iterator[tuple[slice, np.ndarray]]:
-    """(where in `rows`, pixels) a chunk at a time; each chunk's memory-mapped pages are released
-    once the caller has used them, so one pass does not keep the whole set resident."""
-    chunk = chunk or chunk_rows(images)
-    for s in range(0, len(rows), chunk):
-        part = rows[s : s + chunk]
-        yield slice(s, s + len(part)), np.asarray(images[part])
-        release_rows(images, int(part[0]), int(part[-1]) + 1)
+    return read_chunks(images, rows, chunk or chunk_rows(images))
 
 
 def chunk_rows(images: np.ndarray) -> int:
     """Rows per chunk: a fixed number of pixels, not of images, because the measures' float and
     integer temporaries are some 25 times a chunk's bytes, and a 64×64 RGB image has 12 times the
     bytes of a 32×32 grey one."""
-    return max(1, CHUNK_BYTES // (int(np.prod(images.shape[1:])) * images.itemsize))
+    return rows_per_chunk(images, CHUNK_BYTES)
 
 
 def luminance(images: np.ndarray) -> np.ndarray:
