@@ -7,12 +7,17 @@ The end-to-end path (a real queued sweep, `dvc exp show`, lineage from DVC's cac
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
 from scipy import stats
 
+from datamatters.pipeline import metrics_file
+from datamatters.trace import columns
 from datamatters.trace.ablation import ablation_arms, ablation_commands
+from datamatters.trace.columns import Column, num
 from datamatters.trace.compare import (
     compare,
     fixed_settings,
@@ -33,6 +38,7 @@ from datamatters.trace.experiments import (
     select,
 )
 from datamatters.trace.lineage import used_by
+from datamatters.trace.markdown import markdown_table
 from datamatters.trace.markdown import render as render_report
 from datamatters.trace.model import Estimate, Repeat, build_report, output_metrics
 from datamatters.trace.overview import overview_rows, render
@@ -190,12 +196,13 @@ def test_report_model_has_noise_verdicts_points_and_rows(sweep):
     first = traced.points[0]
     assert (first.setting, first.seeds) == (((0.0,), (False, False)), 2)
     assert first.means["fid_judge_1k"] == pytest.approx(51.0)
+    assert first.half_widths["fid_judge_1k"] == pytest.approx(stats.t.ppf(0.975, 4))
     assert first.per_seed["fid_judge_1k"] == [
         Estimate(50.0, 48.0, 52.0),
         Estimate(52.0, 50.0, 54.0),
     ]
     run = traced.runs[0]
-    assert (run.name, run.setting, run.seed, run.kept_fraction) == (
+    assert (run.name, run.setting, run.seed, run.measured["quality.kept_fraction"]) == (
         "sweep-1",
         ((0.0,), (True, True)),
         0,
@@ -354,7 +361,7 @@ def test_trace_compares_with_the_committed_params_not_the_last_experiments(tmp_p
 def test_lineage_summary_lists_data_versions_and_removed_images_by_reason(sweep):
     import pandas as pd
 
-    from datamatters.trace.lineage import DATA_VERSIONS, summary
+    from datamatters.trace.lineage import data_versions, summary
 
     removed = pd.DataFrame(
         {
@@ -366,8 +373,49 @@ def test_lineage_summary_lists_data_versions_and_removed_images_by_reason(sweep)
     lines = summary(sweep[0], removed)
     assert lines[0].startswith(f"experiment {sweep[0].name}: commit {sweep[0].rev[:7]}")
     assert len([line for line in lines if line.startswith("  data/") or "models/" in line]) == len(
-        DATA_VERSIONS
+        data_versions()
     )
     assert "3 images kept out of training, by reason:" in lines
     assert "  (1 of them carried injected corruption)" in lines
     assert "       2  blur" in lines and "       1  label_issue" in lines
+
+
+def test_markdown_table_puts_the_rows_under_a_rule():
+    table = markdown_table(["a", "b"], [["1", "2"], ["3", ""]])
+    assert table == "| a | b |\n|---|---|\n| 1 | 2 |\n| 3 |  |"
+
+
+def test_one_catalogue_entry_adds_a_column_to_the_report_and_to_exps(sweep, monkeypatch):
+    extra = Column("augment", ("originals",), "originals", num, headline=True)
+    monkeypatch.setattr(columns, "COLUMNS", (*columns.COLUMNS, extra))
+    augment = metrics_file("augment")
+    runs = [replace(e, metrics=e.metrics | {augment: {"originals": 7}}) for e in sweep]
+    text = render_report(build_report(runs, ["sweep"], DEFAULTS))
+    assert "| quality P / R | training images | originals | training set md5 |" in text
+    assert "| sweep-1 | 0.0 | True / True | 0 | 90.0% | - | - | - / - | - | 7 | `" in text
+    header, rows = overview_rows(runs)
+    assert header[-3:] == ["augment.originals", "evaluate.fid_judge_1k", "real_floor.fid_judge_1k"]
+    assert rows[0][-3] == "7"
+
+
+def test_the_plots_colour_what_the_verdict_says_even_when_seeds_agree_exactly():
+    """Seeds that agree give zero training noise: any change then exceeds it."""
+    exps = [
+        experiment(f"zero-{2 * i + seed + 1}", mixed, True, seed, fid)
+        for i, (mixed, fid) in enumerate(((0.0, 50.0), (0.3, 60.0)))
+        for seed in (0, 1)
+    ]
+    (verdict,) = build_report(exps, ["zero"], DEFAULTS).sets[0].verdicts["fid_judge_1k"]
+    assert verdict.comparison.half_width == 0.0 and verdict.comparison.exceeds
+    assert verdict.comparison.verdict == "exceeds training noise"
+
+
+def test_importing_the_trace_reads_no_dvc_yaml():
+    """dvc.yaml is read when a path is needed: a module import cannot fail on a broken one."""
+    code = (
+        "import datamatters.pipeline as pipeline\n"
+        "def unread(path): raise AssertionError(f'read {path} at import')\n"
+        "pipeline._stages = unread\n"
+        "import datamatters.trace.report, datamatters.trace.overview, datamatters.trace.lineage\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

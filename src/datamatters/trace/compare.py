@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from datamatters.metrics.names import MetricName
-from datamatters.trace.experiments import EVALUATE, Experiment
+from datamatters.trace.experiments import Experiment
 
 REPLICATE = "train.seed"
 Setting = tuple[Any, ...]
@@ -59,7 +59,7 @@ class Group:
     experiments: list[Experiment]
 
     def values(self, metric: str) -> np.ndarray:
-        found = (exp.metric(EVALUATE, metric) for exp in self.experiments)
+        found = (exp.output(metric) for exp in self.experiments)
         return np.array([v for v in found if v is not None], dtype=float)
 
     def mean(self, metric: str) -> float:
@@ -75,6 +75,14 @@ class Group:
                 return None
             halves.append((high - low) / 2)
         return math.sqrt(sum(h * h for h in halves)) / len(halves) if halves else None
+
+    def half_width(self, metric: str, noise: Noise) -> float | None:
+        """Of the 95% interval of the group mean: from training noise where it was measured,
+        else from the runs' sampling intervals, which understate it."""
+        n = len(self.values(metric))
+        if noise.sd is not None and n:
+            return float(stats.t.ppf(0.975, noise.df) * noise.sd / math.sqrt(n))
+        return self.sampling_half_width(metric)
 
 
 def bound_names(metric: str) -> tuple[str, str] | None:
@@ -92,7 +100,7 @@ def interval(exp: Experiment, metric: str) -> tuple[Any, Any]:
     bounds = bound_names(metric)
     if bounds is None:
         return None, None
-    return exp.metric(EVALUATE, bounds[0]), exp.metric(EVALUATE, bounds[1])
+    return exp.output(bounds[0]), exp.output(bounds[1])
 
 
 @dataclass(frozen=True)
@@ -128,13 +136,25 @@ class Comparison:
         return ", ".join(shared)
 
     @property
+    def interval(self) -> tuple[float, float] | None:
+        """Of the delta, simultaneous 95%; None without any noise estimate."""
+        if self.half_width is None:
+            return None
+        return self.delta - self.half_width, self.delta + self.half_width
+
+    @property
+    def exceeds(self) -> bool:
+        """Whether the interval excludes zero: what the verdict says and the plots colour."""
+        measured = self.half_width is not None and not math.isnan(self.delta)
+        return measured and abs(self.delta) > self.half_width
+
+    @property
     def verdict(self) -> str:
         if self.half_width is None or math.isnan(self.delta):
             return "no noise estimate (one seed, no interval)"
-        exceeds = abs(self.delta) > self.half_width
         if self.basis == "seeds":
-            return "exceeds training noise" if exceeds else "within training noise"
-        if exceeds:
+            return "exceeds training noise" if self.exceeds else "within training noise"
+        if self.exceeds:
             return "exceeds sampling noise (training noise unmeasured: one seed)"
         return "within sampling noise"
 

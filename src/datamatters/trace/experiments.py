@@ -11,24 +11,46 @@ import json
 import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from datamatters.pipeline import metrics_file, outputs
 
-# What the trace reads of each experiment, at the paths dvc.yaml declares: the outputs that say
-# which data a model saw and which model it was (their dvc.lock hashes), and the metrics files.
-TRAINING_SET, CHECKPOINT = outputs("augment")[0], outputs("train")[0]
-QUALITY, LABELING, AUGMENT, EVALUATE, REAL_FLOOR = (
-    metrics_file(stage) for stage in ("quality", "labeling", "augment", "evaluate", "real_floor")
-)
 SET_MEMBER = re.compile(r"^(?P<set>.+)-(?P<index>\d+)$")
 EXP_REF = re.compile(r"^refs/exps/([0-9a-f]{2})/([0-9a-f]{38})/[^/]+$")
 
 
 class TraceError(Exception):
     """A problem the user can fix; the CLI prints it as one line."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """What the trace reads of each experiment: the outputs that say which data a model saw and
+    which model it was (their dvc.lock hashes), and the metrics files read beside the column
+    catalogue (trace/columns.py)."""
+
+    training_set: str
+    checkpoint: str
+    quality: str
+    evaluate: str
+    real_floor: str
+
+
+@cache
+def paths() -> Paths:
+    """The paths dvc.yaml declares, read on first use: importing the trace needs no dvc.yaml."""
+    stages = ("quality", "evaluate", "real_floor")
+    return Paths(outputs("augment")[0], outputs("train")[0], *map(metrics_file, stages))
+
+
+def __getattr__(name: str) -> str:
+    """`EVALUATE` and the other paths as the constants callers import, read when first asked."""
+    if name.isupper() and name.lower() in {f.name for f in fields(Paths)}:
+        return getattr(paths(), name.lower())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,10 @@ class Experiment:
 
     def metric(self, file: str, key: str) -> Any:
         return self.metrics.get(file, {}).get(key)
+
+    def output(self, key: str) -> Any:
+        """What evaluate recorded under `key`: the output metrics every verdict is on."""
+        return self.metric(paths().evaluate, key)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -12,14 +12,19 @@ from datamatters.data.contract import MANIFEST
 from datamatters.pipeline import outputs
 from datamatters.trace.experiments import Experiment, TraceError
 
-# Each data stage's data, then the model: what `datamatters lineage` lists an experiment's md5s of.
-DATA_VERSIONS = tuple(
-    outputs(stage)[0] for stage in ("ingest", "quality", "labeling", "augment", "train")
-)
-# The labeling stage's manifest is the last to hold every row with its `keep` decision and the
-# issues behind it (quality checks and label audit); augment keeps only the kept rows.
-DECISIONS = f"{outputs('labeling')[0]}/{MANIFEST}"
 REMOVED_COLUMNS = ("id", "source", "label", "issues", "injected")
+
+
+def data_versions() -> list[str]:
+    """Each data stage's data, then the model: what `datamatters lineage` lists the md5s of
+    (read from dvc.yaml when asked, not at import)."""
+    return [outputs(stage)[0] for stage in ("ingest", "quality", "labeling", "augment", "train")]
+
+
+def decisions() -> str:
+    """The labeling stage's manifest: the last to hold every row with its `keep` decision and the
+    issues behind it (quality checks and label audit); augment keeps only the kept rows."""
+    return f"{outputs('labeling')[0]}/{MANIFEST}"
 
 
 def find(experiments: Sequence[Experiment], name: str) -> Experiment:
@@ -33,11 +38,11 @@ def find(experiments: Sequence[Experiment], name: str) -> Experiment:
 def removed_images(exp: Experiment, repo: Path = Path(".")) -> pd.DataFrame:
     """The rows the experiment's filters kept out of training, with why (read from DVC's cache)."""
     try:
-        with dvc.api.open(DECISIONS, repo=str(repo), rev=exp.rev, mode="rb") as handle:
+        with dvc.api.open(decisions(), repo=str(repo), rev=exp.rev, mode="rb") as handle:
             manifest = pd.read_parquet(handle)
     except Exception as err:  # DVC raises several types for a missing cache entry
         raise TraceError(
-            f"cannot read {DECISIONS} of experiment {exp.name} ({exp.rev[:7]}): {err}. "
+            f"cannot read {decisions()} of experiment {exp.name} ({exp.rev[:7]}): {err}. "
             "Fix: `dvc pull` (or `dvc exp pull <remote> <experiment>`) to fetch its data"
         ) from err
     removed = manifest.loc[~manifest["keep"].astype(bool)]
@@ -53,7 +58,7 @@ def summary(exp: Experiment, removed: pd.DataFrame) -> list[str]:
     lines = [
         f"experiment {exp.name}: commit {exp.rev[:7]}, run on {exp.baseline[:7]}, {exp.timestamp}"
     ]
-    lines += [f"  {path:<22} {exp.outs.get(path, '-')}" for path in DATA_VERSIONS]
+    lines += [f"  {path:<22} {exp.outs.get(path, '-')}" for path in data_versions()]
     lines.append(f"{len(removed)} images kept out of training, by reason:")
     if "injected" in removed:
         lines.append(

@@ -5,14 +5,19 @@ Figures are linked by file name: they are written beside the report.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
 
 from datamatters.metrics.names import MetricName
+from datamatters.trace.columns import num, shown_in
 from datamatters.trace.compare import REPLICATE, Axis
 from datamatters.trace.model import Estimate, Repeat, SetReport, TraceReport, Verdict
 from datamatters.trace.plots import Figure, Figures
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Cells as given: every table of the report is built here, so they cannot drift apart."""
+    head, *body = (f"| {' | '.join(cells)} |" for cells in [headers, *rows])
+    return "\n".join([head, "|" + "---|" * len(headers), *body])
 
 
 def render(report: TraceReport, figures: Figures | None = None) -> str:
@@ -54,7 +59,7 @@ def _header(report: TraceReport) -> list[str]:
         noise_line,
         "",
     ]
-    floor = [f"`{m}` {_num(report.floor[m], _digits(m))}" for m in metrics if m in report.floor]
+    floor = [f"`{m}` {num(report.floor[m], _digits(m))}" for m in metrics if m in report.floor]
     if floor:
         lines += [
             "Real data under the same protocol (`real_floor`: clean train-pool images measured "
@@ -90,7 +95,7 @@ def _set_section(s: SetReport, report: TraceReport, figures: Figures) -> list[st
         f"- Shared settings that differ from the defaults: {fixed}.",
         f"- Run on commit(s) {baselines}.",
         "",
-        *_points_table(s),
+        _points_table(s),
         "",
     ]
     for metric, verdicts in s.verdicts.items():
@@ -107,24 +112,41 @@ def _figure(figure: Figure | None) -> list[str]:
     return [f"![{figure.caption}]({figure.path.name})", ""] if figure else []
 
 
-def _points_table(s: SetReport) -> list[str]:
+def _points_table(s: SetReport) -> str:
     """One row per configuration: the mean over seeds, then each seed's value and interval."""
     metrics = s.point_metrics
     head = [*(a.name for a in s.axes), "seeds"]
     for metric in metrics:
         head += [f"mean {metric}", "per seed [95% sampling interval]"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for point in s.points:
         cells = [*(Axis.label(v) for v in point.setting), str(point.seeds)]
         for metric in metrics:
             per_seed = "; ".join(_estimate(e, metric) for e in point.per_seed[metric])
-            cells += [_num(point.means[metric], _digits(metric)), per_seed]
-        rows.append(f"| {' | '.join(cells)} |")
-    return rows
+            cells += [num(point.means[metric], _digits(metric)), per_seed]
+        rows.append(cells)
+    return markdown_table(head, rows)
 
 
 def _comparisons_table(s: SetReport, verdicts: Sequence[Verdict], metric: str) -> list[str]:
-    rows = [
+    head = ["change", "with", "training set", "seeds (ref, changed)", "delta"]
+    head += ["simultaneous 95% interval", "verdict"]
+    digits = _digits(metric)
+    rows = []
+    for v in verdicts:
+        c = v.comparison
+        rows.append(
+            [
+                c.change,
+                c.context(s.axes) or "-",
+                "identical" if v.same_training_set else "differs",
+                f"{len(c.reference.experiments)}, {len(c.changed.experiments)}",
+                num(c.delta, digits, sign=True),
+                " to ".join(num(end, digits) for end in c.interval) if c.interval else "n/a",
+                c.verdict,
+            ]
+        )
+    return [
         f"#### Verdicts on `{metric}`",
         "",
         f"Each change against the reference configuration that differs from it in that one axis. "
@@ -133,85 +155,61 @@ def _comparisons_table(s: SetReport, verdicts: Sequence[Verdict], metric: str) -
         "axes where they are not at their reference value. *Training set* says whether the "
         "change altered the training data at all (its `dvc.lock` md5).",
         "",
-        "| change | with | training set | seeds (ref, changed) | delta "
-        "| simultaneous 95% interval | verdict |",
-        "|---|---|---|---|---|---|---|",
+        markdown_table(head, rows),
     ]
-    digits = _digits(metric)
-    for v in verdicts:
-        c = v.comparison
-        interval = (
-            f"{_num(c.delta - c.half_width, digits)} to {_num(c.delta + c.half_width, digits)}"
-            if c.half_width is not None
-            else "n/a"
-        )
-        seeds = f"{len(c.reference.experiments)}, {len(c.changed.experiments)}"
-        delta = _num(c.delta, digits, sign=True)
-        training_set = "identical" if v.same_training_set else "differs"
-        rows.append(
-            f"| {c.change} | {c.context(s.axes) or '-'} | {training_set} | {seeds} "
-            f"| {delta} | {interval} | {c.verdict} |"
-        )
-    return rows
 
 
 def _experiments_table(s: SetReport) -> list[str]:
+    columns = shown_in("experiments")
     head = [
         "experiment",
         *(a.name for a in s.axes),
         "seed",
-        "kept",
-        "label issues dropped",
-        "noise rate est.",
-        "quality P / R",
-        "training images",
+        *(c.header for c in columns),
         "training set md5",
         "checkpoint md5",
         *(f"{m} [95%]" for m in s.interval_metrics),
         "precision / recall",
     ]
     rows = [
+        [
+            run.name,
+            *(Axis.label(value) for value in run.setting),
+            str(run.seed),
+            *(c.cell(run.measured) for c in columns),
+            f"`{(run.training_set or '-')[:12]}`",
+            f"`{(run.checkpoint or '-')[:12]}`",
+            *(_estimate(run.outputs[m], m) for m in s.interval_metrics),
+            f"{num(run.precision, 3)} / {num(run.recall, 3)}",
+        ]
+        for run in s.runs
+    ]
+    return [
         "### Experiments",
         "",
         "Data-quality measurements come from each data stage's metrics file; the md5s are the "
         "experiment's `dvc.lock` hashes (`datamatters used-by <md5>` finds every experiment "
         "that used one).",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
+        markdown_table(head, rows),
+        "",
     ]
-    for run in s.runs:
-        cells = [
-            run.name,
-            *(Axis.label(value) for value in run.setting),
-            str(run.seed),
-            _percent(run.kept_fraction),
-            _num(run.dropped_for_label_issue),
-            _num(run.estimated_noise_rate, digits=3),
-            f"{_num(run.quality_precision, 3)} / {_num(run.quality_recall, 3)}",
-            _num(run.training_images),
-            f"`{(run.training_set or '-')[:12]}`",
-            f"`{(run.checkpoint or '-')[:12]}`",
-            *(_estimate(run.outputs[m], m) for m in s.interval_metrics),
-            f"{_num(run.precision, 3)} / {_num(run.recall, 3)}",
-        ]
-        rows.append(f"| {' | '.join(cells)} |")
-    return [*rows, ""]
 
 
 def _issues_table(s: SetReport) -> list[str]:
     if not s.checks:
         return []
+    columns = shown_in("issues")
     rows = [
-        "### Images flagged per check",
-        "",
-        "| experiment | " + " | ".join(s.checks) + " | label issues |",
-        "|" + "---|" * (len(s.checks) + 2),
+        [
+            run.name,
+            *(num(run.flagged.get(check)) for check in s.checks),
+            *(c.cell(run.measured) for c in columns),
+        ]
+        for run in s.runs
     ]
-    for run in s.runs:
-        counts = [_num(run.flagged.get(check)) for check in s.checks]
-        rows.append(f"| {run.name} | {' | '.join(counts)} | {_num(run.label_issues)} |")
-    return [*rows, ""]
+    head = ["experiment", *s.checks, *(c.header for c in columns)]
+    return ["### Images flagged per check", "", markdown_table(head, rows), ""]
 
 
 def _lineage_section(report: TraceReport) -> list[str]:
@@ -231,24 +229,12 @@ def _lineage_section(report: TraceReport) -> list[str]:
 def _estimate(estimate: Estimate, metric: str) -> str:
     digits = _digits(metric)
     if estimate.low is None or estimate.high is None:
-        return _num(estimate.value, digits)
-    low, high = _num(estimate.low, digits), _num(estimate.high, digits)
-    return f"{_num(estimate.value, digits)} [{low}, {high}]"
-
-
-def _num(value: Any, digits: int = 1, sign: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+        return num(estimate.value, digits)
+    low, high = num(estimate.low, digits), num(estimate.high, digits)
+    return f"{num(estimate.value, digits)} [{low}, {high}]"
 
 
 def _digits(metric: str) -> int:
     """FID and KID live in the tens; fractions (precision, coverage) need three decimals."""
     name = MetricName.parse(metric)
     return 1 if name is not None and name.statistic in ("fid", "kid") else 3
-
-
-def _percent(value: Any) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datamatters.metrics.names import MetricName
+from datamatters.trace.columns import measure
 from datamatters.trace.compare import (
     REPLICATE,
     Axis,
@@ -27,18 +28,7 @@ from datamatters.trace.compare import (
     pooled_noise,
     varied_axes,
 )
-from datamatters.trace.experiments import (
-    AUGMENT,
-    CHECKPOINT,
-    EVALUATE,
-    LABELING,
-    QUALITY,
-    REAL_FLOOR,
-    TRAINING_SET,
-    Experiment,
-    TraceError,
-    resolve_sets,
-)
+from datamatters.trace.experiments import Experiment, TraceError, paths, resolve_sets
 
 
 @dataclass(frozen=True)
@@ -51,17 +41,22 @@ class Estimate:
 
     @staticmethod
     def of(exp: Experiment, metric: str) -> Estimate:
-        return Estimate(exp.metric(EVALUATE, metric), *interval(exp, metric))
+        return Estimate(exp.output(metric), *interval(exp, metric))
 
 
 @dataclass(frozen=True)
 class Point:
-    """One configuration of a set: its mean over seeds and each seed's own estimate, per metric."""
+    """One configuration of a set: its mean over seeds and each seed's own estimate, per output."""
 
     setting: Setting
     seeds: int
     means: dict[str, float]  # NaN where no seed recorded the metric
+    half_widths: dict[str, float | None]  # of the 95% interval of each mean
     per_seed: dict[str, list[Estimate]]
+
+    def seed_values(self, metric: str) -> list[float]:
+        """The seeds that recorded `metric`: what its mean was taken over."""
+        return [float(e.value) for e in self.per_seed[metric] if e.value is not None]
 
 
 @dataclass(frozen=True)
@@ -80,19 +75,13 @@ class Run:
     name: str
     setting: Setting  # its value of each of the set's axes
     seed: Any
-    kept_fraction: Any
-    dropped_for_label_issue: Any
-    estimated_noise_rate: Any
-    quality_precision: Any  # of the quality checks against injected corruption
-    quality_recall: Any
-    training_images: Any
+    measured: dict[str, Any]  # the column catalogue's values, by `<stage>.<key>`
     training_set: str | None  # md5s from dvc.lock
     checkpoint: str | None
     outputs: dict[str, Estimate]  # the set's metrics that have intervals
     precision: Any  # of the generated samples, on the lead metric's features and sample count
     recall: Any
     flagged: dict[str, Any]  # images each quality check flagged
-    label_issues: Any
 
 
 @dataclass(frozen=True)
@@ -111,12 +100,11 @@ class SetReport:
     name: str
     experiments: list[Experiment]
     axes: list[Axis]
-    groups: list[Group]
     fixed: dict[str, Any]  # settings the set shares that differ from the defaults
     baselines: list[str]  # the commits its experiments ran on
     interval_metrics: list[str]  # the lead metric, then every output that has intervals
     point_metrics: list[str]  # the interval metrics, then the other verdict metrics
-    points: list[Point]  # ordered by setting
+    points: list[Point]  # ordered by setting, with every output metric
     verdicts: dict[str, list[Verdict]]  # per verdict metric that has any comparison
     runs: list[Run]
     checks: list[str]  # the quality checks with flagged counts
@@ -185,7 +173,7 @@ def real_floor(experiments: Iterable[Experiment], metrics: Sequence[str]) -> dic
     """
     floor = {}
     for metric in metrics:
-        values = {exp.metric(REAL_FLOOR, metric) for exp in experiments}
+        values = {exp.metric(paths().real_floor, metric) for exp in experiments}
         if len(values) == 1 and None not in values:
             floor[metric] = values.pop()
     return floor
@@ -197,7 +185,7 @@ def output_metrics(experiments: Iterable[Experiment]) -> list[str]:
         {
             key
             for exp in experiments
-            for key, value in exp.metrics.get(EVALUATE, {}).items()
+            for key, value in exp.metrics.get(paths().evaluate, {}).items()
             if isinstance(value, int | float) and _is_score(key)
         }
     )
@@ -212,11 +200,11 @@ def _verdict_metrics(asked: Sequence[str], outputs: Sequence[str]) -> list[str]:
     judge_fid = [m for m in outputs if _is_plain_judge_fid(MetricName.parse(m))]
     metrics = list(asked) or judge_fid[:1] or list(outputs[:1])
     if not metrics:
-        raise TraceError(f"none of these experiments has an output metric in {EVALUATE}")
+        raise TraceError(f"none of these experiments has an output metric in {paths().evaluate}")
     for metric in metrics:
         if metric not in outputs:
             raise TraceError(
-                f"metric '{metric}' is in none of these experiments' {EVALUATE}; "
+                f"metric '{metric}' is in none of these experiments' {paths().evaluate}; "
                 f"pick one of: {', '.join(outputs)}"
             )
     return metrics
@@ -228,7 +216,8 @@ def _is_plain_judge_fid(name: MetricName | None) -> bool:
 
 
 def _repeat(original: Experiment, repeat: Experiment) -> Repeat:
-    same = original.outs.get(CHECKPOINT) == repeat.outs.get(CHECKPOINT)
+    checkpoint = paths().checkpoint
+    same = original.outs.get(checkpoint) == repeat.outs.get(checkpoint)
     return Repeat(original.name, repeat.name, same)
 
 
@@ -258,47 +247,43 @@ def _set_report(
         name=name,
         experiments=members,
         axes=axes,
-        groups=groups,
         fixed=fixed_settings(members, defaults),
         baselines=sorted({exp.baseline for exp in members}),
         interval_metrics=interval_metrics,
         point_metrics=point_metrics,
-        points=[_point(g, point_metrics) for g in sorted(groups, key=lambda g: repr(g.setting))],
+        points=[_point(g, outputs, noise) for g in sorted(groups, key=lambda g: repr(g.setting))],
         verdicts=verdicts,
         runs=runs,
         checks=sorted({check for run in runs for check in run.flagged}),
     )
 
 
-def _point(g: Group, metrics: Sequence[str]) -> Point:
+def _point(g: Group, metrics: Sequence[str], noise: Mapping[str, Noise]) -> Point:
     return Point(
         setting=g.setting,
         seeds=len(g.experiments),
         means={m: g.mean(m) for m in metrics},
+        half_widths={m: g.half_width(m, noise[m]) for m in metrics},
         per_seed={m: [Estimate.of(exp, m) for exp in g.experiments] for m in metrics},
     )
 
 
 def _same_training_set(c: Comparison) -> bool:
-    changed = {exp.outs.get(TRAINING_SET) for exp in c.changed.experiments}
-    reference = {exp.outs.get(TRAINING_SET) for exp in c.reference.experiments}
+    training_set = paths().training_set
+    changed = {exp.outs.get(training_set) for exp in c.changed.experiments}
+    reference = {exp.outs.get(training_set) for exp in c.reference.experiments}
     return None not in changed and changed <= reference
 
 
 def _run(exp: Experiment, axes: Sequence[Axis], lead: str, metrics: Sequence[str]) -> Run:
-    quality = exp.metrics.get(QUALITY, {})
+    quality = exp.metrics.get(paths().quality, {})
     return Run(
         name=exp.name,
         setting=tuple(axis.of(exp) for axis in axes),
         seed=exp.params.get(REPLICATE),
-        kept_fraction=quality.get("kept_fraction"),
-        dropped_for_label_issue=exp.metric(LABELING, "dropped_for_label_issue"),
-        estimated_noise_rate=exp.metric(LABELING, "estimated_noise_rate"),
-        quality_precision=quality.get("precision"),
-        quality_recall=quality.get("recall"),
-        training_images=exp.metric(AUGMENT, "training_images"),
-        training_set=exp.outs.get(TRAINING_SET),
-        checkpoint=exp.outs.get(CHECKPOINT),
+        measured=measure(exp),
+        training_set=exp.outs.get(paths().training_set),
+        checkpoint=exp.outs.get(paths().checkpoint),
         outputs={m: Estimate.of(exp, m) for m in metrics},
         precision=_beside(exp, lead, "precision"),
         recall=_beside(exp, lead, "recall"),
@@ -307,11 +292,10 @@ def _run(exp: Experiment, axes: Sequence[Axis], lead: str, metrics: Sequence[str
             for key, value in quality.items()
             if key.endswith("_flagged")
         },
-        label_issues=exp.metric(LABELING, "label_issues"),
     )
 
 
 def _beside(exp: Experiment, metric: str, statistic: str) -> Any:
     """`statistic` on the features and sample count of `metric`: the precision beside an FID."""
     name = MetricName.parse(metric)
-    return exp.metric(EVALUATE, str(name.sibling(statistic))) if name else None
+    return exp.output(str(name.sibling(statistic))) if name else None

@@ -15,24 +15,18 @@ from typing import Any
 
 from datamatters.metrics.names import MetricName
 from datamatters.pipeline import producer_of
+from datamatters.trace.columns import headline
 from datamatters.trace.compare import bound_names
 from datamatters.trace.experiments import Experiment
 
-# What a data-quality comparison reads first: what the data stages kept, then output quality at
-# the default sample counts, then what real images score there (the floor). An FID is shown with
-# its bootstrap interval, `74.7 [70.9, 81.5]`.
+# Output quality at the default sample counts, then what real images score there (the floor):
+# what a data-quality comparison reads after what the data stages kept. An FID is shown with its
+# bootstrap interval, `74.7 [70.9, 81.5]`.
 OUTPUT_HEADLINE = (
     MetricName("fid", "judge", 1000),
     MetricName("fid", "inception", 500),
     MetricName("precision", "judge", 1000),
     MetricName("recall", "judge", 1000),
-)
-HEADLINE = (
-    "quality.kept_fraction",
-    "labeling.label_issues",
-    "augment.training_images",
-    *(f"evaluate.{name}" for name in OUTPUT_HEADLINE),
-    *(f"real_floor.{name}" for name in OUTPUT_HEADLINE[:2]),
 )
 # Params that change on every run without being a knob.
 NOT_KNOBS = ("hydra.",)
@@ -61,7 +55,7 @@ def overview_rows(
     """Header and rows: experiment, the params that differ, then the metrics."""
     metrics = [stage_metrics(exp) for exp in experiments]
     present = sorted({k for m in metrics for k in m})
-    metric_names = present if every_metric else [k for k in HEADLINE if k in present]
+    metric_names = present if every_metric else [k for k in _headline() if k in present]
     params = changed_params(experiments)
     header = ["experiment", *params, *metric_names]
     rows = [
@@ -96,6 +90,12 @@ def render(header: list[str], rows: list[list[str]]) -> str:
 def render_csv(header: list[str], rows: list[list[str]]) -> str:
     """Full names in one header row, for a spreadsheet."""
     return "\n".join(",".join(f'"{c}"' if "," in c else c for c in row) for row in [header, *rows])
+
+
+def _headline() -> list[str]:
+    """The column catalogue's headline measurements, then the output headline."""
+    outputs = [f"evaluate.{name}" for name in OUTPUT_HEADLINE]
+    return [*headline(), *outputs, *(f"real_floor.{name}" for name in OUTPUT_HEADLINE[:2])]
 
 
 def _metric_cell(metrics: dict[str, Any], key: str, with_interval: bool) -> str:

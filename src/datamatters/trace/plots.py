@@ -1,6 +1,7 @@
 """PNG plots for the trace report: each output metric against each numeric knob, and the deltas.
 
-They are drawn from the report model, apart from the markdown, which only links the files.
+They draw the report model's means, intervals and verdicts and decide none of their own; the
+markdown only links the files.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on CI machines
 import matplotlib.pyplot as plt  # noqa: E402
-from scipy import stats  # noqa: E402
 
 from datamatters.atomic import atomic_path  # noqa: E402
-from datamatters.trace.compare import Axis, Comparison, Group, Noise  # noqa: E402
-from datamatters.trace.model import TraceReport  # noqa: E402
+from datamatters.trace.compare import Axis, Comparison  # noqa: E402
+from datamatters.trace.model import Point, TraceReport  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def write_plots(report: TraceReport, out_dir: Path) -> Figures:
             axis = s.axes[index].name
             path = out_dir / f"{s.name}_{axis}.png"
             title = f"{s.name}: output metrics against {axis} (mean of seeds, 95% bars)"
-            metric_vs_axis(path, title, s.groups, s.axes, index, report.outputs, report.noise)
+            metric_vs_axis(path, title, s.points, s.axes, index, report.outputs)
             figures.against_axis[s.name, axis] = Figure(path, f"{s.name}: metrics against {axis}")
     return figures
 
@@ -55,33 +55,32 @@ def write_plots(report: TraceReport, out_dir: Path) -> Figures:
 def metric_vs_axis(
     path: Path,
     title: str,
-    groups: Sequence[Group],
+    points: Sequence[Point],
     axes: Sequence[Axis],
     x_axis: int,
     metrics: Sequence[str],
-    noise: dict[str, Noise],
 ) -> None:
     """One panel per metric: a line per setting of the other axes, seeds as dots, 95% bars."""
     columns = min(3, len(metrics))
     rows = math.ceil(len(metrics) / columns)
     figure, panels = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
-    lines: dict[tuple, list[Group]] = {}
-    for g in groups:
-        others = tuple(v for i, v in enumerate(g.setting) if i != x_axis)
-        lines.setdefault(others, []).append(g)
+    lines: dict[tuple, list[Point]] = {}
+    for point in points:
+        others = tuple(v for i, v in enumerate(point.setting) if i != x_axis)
+        lines.setdefault(others, []).append(point)
     other_axes = [axis for i, axis in enumerate(axes) if i != x_axis]
     for panel, metric in zip(panels.flat, metrics, strict=False):
         for others, members in sorted(lines.items(), key=lambda item: repr(item[0])):
-            members = sorted(members, key=lambda g: g.setting[x_axis][0])
-            xs = [g.setting[x_axis][0] for g in members]
+            members = sorted(members, key=lambda p: p.setting[x_axis][0])
+            xs = [p.setting[x_axis][0] for p in members]
             label = ", ".join(
                 f"{a.name}={Axis.label(v)}" for a, v in zip(other_axes, others, strict=True)
             )
-            means = [g.mean(metric) for g in members]
-            bars = [_half_width(g, metric, noise[metric]) for g in members]
+            means = [p.means[metric] for p in members]
+            bars = [p.half_widths[metric] or 0.0 for p in members]
             drawn = panel.errorbar(xs, means, yerr=bars, marker="o", capsize=3, label=label or None)
-            for x, g in zip(xs, members, strict=True):
-                seeds = g.values(metric)
+            for x, p in zip(xs, members, strict=True):
+                seeds = p.seed_values(metric)
                 panel.scatter([x] * len(seeds), seeds, s=10, alpha=0.5, color=drawn[0].get_color())
         panel.set_title(metric, fontsize=9)
         panel.set_xlabel(axes[x_axis].name, fontsize=8)
@@ -105,9 +104,7 @@ def deltas(
     labels = [f"{c.change}\n{c.context(axes)}".rstrip() for c in comparisons]
     values = [c.delta for c in comparisons]
     errors = [c.half_width or 0.0 for c in comparisons]
-    colors = [
-        "tab:red" if abs(v) > e and e else "tab:gray" for v, e in zip(values, errors, strict=True)
-    ]
+    colors = ["tab:red" if c.exceeds else "tab:gray" for c in comparisons]
     panel.barh(range(len(values)), values, xerr=errors, color=colors, capsize=3)
     panel.set_yticks(range(len(values)), labels, fontsize=7)
     panel.axvline(0, color="black", linewidth=0.8)
@@ -116,13 +113,6 @@ def deltas(
     panel.set_title(title, fontsize=10)
     figure.tight_layout()
     _save(figure, path)
-
-
-def _half_width(g: Group, metric: str, noise: Noise) -> float:
-    n = len(g.values(metric))
-    if noise.sd is not None and n:
-        return float(stats.t.ppf(0.975, noise.df) * noise.sd / math.sqrt(n))
-    return g.sampling_half_width(metric) or 0.0
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
