@@ -182,9 +182,9 @@ def test_report_model_has_noise_verdicts_points_and_rows(sweep):
     assert noise.df == 4 and noise.sd == pytest.approx(math.sqrt(2))
     (traced,) = report.sets
     verdicts = traced.verdicts["fid_judge_1k"]
-    found = {(v.comparison.change, v.comparison.context(traced.axes)): v for v in verdicts}
+    found = {(v.change, v.context(traced.axes)): v for v in verdicts}
     filters = "labeling.audit.enabled / quality.enabled"
-    assert {key: v.comparison.verdict for key, v in found.items()} == {
+    assert {key: v.verdict for key, v in found.items()} == {
         ("ingest.corrupt.mixed: 0.0 -> 0.3", ""): "exceeds training noise",
         ("ingest.corrupt.mixed: 0.0 -> 0.3", f"{filters}=False / False"): "exceeds training noise",
         (f"{filters}: True / True -> False / False", ""): "within training noise",
@@ -406,8 +406,8 @@ def test_the_plots_colour_what_the_verdict_says_even_when_seeds_agree_exactly():
         for seed in (0, 1)
     ]
     (verdict,) = build_report(exps, ["zero"], DEFAULTS).sets[0].verdicts["fid_judge_1k"]
-    assert verdict.comparison.half_width == 0.0 and verdict.comparison.exceeds
-    assert verdict.comparison.verdict == "exceeds training noise"
+    assert verdict.half_width == 0.0 and verdict.exceeds
+    assert verdict.verdict == "exceeds training noise"
 
 
 def test_importing_the_trace_reads_no_dvc_yaml():

@@ -26,13 +26,11 @@ def ablation_arms(overrides: Sequence[str] = (), config_dir: Path = CONFIG_DIR) 
     with tempfile.TemporaryDirectory() as tmp:
         write_params(Path(tmp) / "params.yaml", overrides, config_dir)
         params = OmegaConf.load(Path(tmp) / "params.yaml")
-    arms = {}
-    if params.quality.enabled:
-        arms = {
-            f"{name}-off": f"quality.checks.{name}.enabled=false"
-            for name, check in params.quality.checks.items()
-            if check.enabled and not check._target_.endswith(".Undecodable")
-        }
+    arms = {
+        f"{name}-off": f"quality.checks.{name}.enabled=false"
+        for name, check in params.quality.checks.items()
+        if params.quality.enabled and check.enabled and not check._target_.endswith(".Undecodable")
+    }
     if params.labeling.audit.enabled:
         arms["label_audit-off"] = "labeling.audit.enabled=false"
     return arms
@@ -55,10 +53,8 @@ def ablation_commands(
     for arm, switch in arms.items():
         for seed in baseline_seeds if switch is None else seeds:
             sets = [*overrides, *([switch] if switch else []), f"train.seed={seed}"]
-            options = [arg for value in sets for arg in ("-S", value)]
-            commands.append(
-                ["dvc", "exp", "run", "--queue", "-n", f"{name}-{arm}-s{seed}", *options]
-            )
+            queue = ["dvc", "exp", "run", "--queue", "-n", f"{name}-{arm}-s{seed}"]
+            commands.append(queue + [arg for value in sets for arg in ("-S", value)])
     return commands
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from datamatters.metrics.names import MetricName
-from datamatters.trace.experiments import Experiment
+from datamatters.trace.experiments import Experiment, paths
 
 REPLICATE = "train.seed"
 Setting = tuple[Any, ...]
@@ -68,13 +68,11 @@ class Group:
 
     def sampling_half_width(self, metric: str) -> float | None:
         """Half-width of the bootstrap interval of the group mean (seeds assumed independent)."""
-        halves = []
-        for exp in self.experiments:
-            low, high = interval(exp, metric)
-            if low is None or high is None:
-                return None
-            halves.append((high - low) / 2)
-        return math.sqrt(sum(h * h for h in halves)) / len(halves) if halves else None
+        bounds = [interval(exp, metric) for exp in self.experiments]
+        if not bounds or any(None in pair for pair in bounds):
+            return None
+        halves = [(high - low) / 2 for low, high in bounds]
+        return math.sqrt(sum(h * h for h in halves)) / len(halves)
 
     def half_width(self, metric: str, noise: Noise) -> float | None:
         """Of the 95% interval of the group mean: from training noise where it was measured,
@@ -85,22 +83,17 @@ class Group:
         return self.sampling_half_width(metric)
 
 
-def bound_names(metric: str) -> tuple[str, str] | None:
+def bound_names(metric: str) -> tuple[str, ...] | None:
     """The names `metric`'s 95% interval is recorded under, low then high; None for a name
     outside the schema. Whether the bounds were recorded is the reader's to look up."""
     name = MetricName.parse(metric)
-    if name is None:
-        return None
-    low, high = name.bounds()
-    return str(low), str(high)
+    return tuple(map(str, name.bounds())) if name else None
 
 
 def interval(exp: Experiment, metric: str) -> tuple[Any, Any]:
     """The bootstrap 95% interval `evaluate` recorded for `metric`; (None, None) if it has none."""
     bounds = bound_names(metric)
-    if bounds is None:
-        return None, None
-    return exp.output(bounds[0]), exp.output(bounds[1])
+    return (exp.output(bounds[0]), exp.output(bounds[1])) if bounds else (None, None)
 
 
 @dataclass(frozen=True)
@@ -149,6 +142,15 @@ class Comparison:
         return measured and abs(self.delta) > self.half_width
 
     @property
+    def same_training_set(self) -> bool:
+        """Whether the change left the training data byte-for-byte as it was (its `dvc.lock`
+        md5): a filter that removed nothing cannot have moved the output."""
+        path = paths()["TRAINING_SET"]
+        changed = {exp.outs.get(path) for exp in self.changed.experiments}
+        reference = {exp.outs.get(path) for exp in self.reference.experiments}
+        return None not in changed and changed <= reference
+
+    @property
     def verdict(self) -> str:
         if self.half_width is None or math.isnan(self.delta):
             return "no noise estimate (one seed, no interval)"
@@ -159,11 +161,9 @@ class Comparison:
         return "within sampling noise"
 
 
-def varied_axes(
-    experiments: Sequence[Experiment], defaults: Mapping[str, Any], replicate: str = REPLICATE
-) -> list[Axis]:
+def varied_axes(experiments: Sequence[Experiment], defaults: Mapping[str, Any]) -> list[Axis]:
     """The params that differ across `experiments`, merged where they always change together."""
-    keys = sorted({key for exp in experiments for key in exp.params} - {replicate})
+    keys = sorted({key for exp in experiments for key in exp.params} - {REPLICATE})
     by_partition: dict[tuple[int, ...], list[str]] = {}
     for key in keys:
         codes: dict[str, int] = {}
@@ -183,14 +183,14 @@ def varied_axes(
 
 
 def fixed_settings(
-    experiments: Sequence[Experiment], defaults: Mapping[str, Any], replicate: str = REPLICATE
+    experiments: Sequence[Experiment], defaults: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Params the whole set shares but the default configuration does not (e.g. the corruption)."""
     first = experiments[0].params if experiments else {}
     return {
         key: value
         for key, value in sorted(first.items())
-        if key != replicate
+        if key != REPLICATE
         and all(exp.params.get(key) == value for exp in experiments)
         and defaults.get(key) != value
     }
@@ -260,30 +260,17 @@ def compare(
             if reference.setting[differ[0]] == axes[differ[0]].reference:
                 pairs.append((differ[0], reference, changed))
     tail = 1 - 0.025 / max(len(pairs), 1)
-    found = [
-        _comparison(index, axes[index], reference, changed, metric, noise, tail)
-        for index, reference, changed in pairs
-    ]
+    found = []
+    for index, reference, changed in pairs:
+        n_ref, n_changed = len(reference.values(metric)), len(changed.values(metric))
+        if noise.sd is not None and n_ref and n_changed:
+            spread = noise.sd * math.sqrt(1 / n_ref + 1 / n_changed)
+            half, basis = float(stats.t.ppf(tail, noise.df) * spread), "seeds"
+        else:
+            halves = (reference.sampling_half_width(metric), changed.sampling_half_width(metric))
+            widen = stats.norm.ppf(tail) / stats.norm.ppf(0.975)  # the bootstrap intervals are 95%
+            half = None if None in halves else math.hypot(*halves) * widen
+            basis = "sampling"
+        delta = changed.mean(metric) - reference.mean(metric)
+        found.append(Comparison(index, axes[index], reference, changed, delta, half, basis))
     return sorted(found, key=lambda c: (c.axis.name, repr(c.changed.setting)))
-
-
-def _comparison(
-    index: int,
-    axis: Axis,
-    reference: Group,
-    changed: Group,
-    metric: str,
-    noise: Noise,
-    tail: float,
-) -> Comparison:
-    delta = changed.mean(metric) - reference.mean(metric)
-    n_ref, n_changed = len(reference.values(metric)), len(changed.values(metric))
-    if noise.sd is not None and n_ref and n_changed:
-        spread = noise.sd * math.sqrt(1 / n_ref + 1 / n_changed)
-        half, basis = float(stats.t.ppf(tail, noise.df) * spread), "seeds"
-    else:
-        halves = (reference.sampling_half_width(metric), changed.sampling_half_width(metric))
-        widen = stats.norm.ppf(tail) / stats.norm.ppf(0.975)  # the bootstrap intervals are 95%
-        half = None if None in halves else math.hypot(*halves) * widen
-        basis = "sampling"
-    return Comparison(index, axis, reference, changed, delta, half, basis)

@@ -11,7 +11,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,36 +20,26 @@ from datamatters.pipeline import metrics_file, outputs
 
 SET_MEMBER = re.compile(r"^(?P<set>.+)-(?P<index>\d+)$")
 EXP_REF = re.compile(r"^refs/exps/([0-9a-f]{2})/([0-9a-f]{38})/[^/]+$")
+# What the trace reads of each experiment: the outputs that say which data a model saw and which
+# model it was (their dvc.lock hashes), and the metrics files read beside the column catalogue.
+PATHS = ("TRAINING_SET", "CHECKPOINT", "QUALITY", "EVALUATE", "REAL_FLOOR")
 
 
 class TraceError(Exception):
     """A problem the user can fix; the CLI prints it as one line."""
 
 
-@dataclass(frozen=True)
-class Paths:
-    """What the trace reads of each experiment: the outputs that say which data a model saw and
-    which model it was (their dvc.lock hashes), and the metrics files read beside the column
-    catalogue (trace/columns.py)."""
-
-    training_set: str
-    checkpoint: str
-    quality: str
-    evaluate: str
-    real_floor: str
-
-
 @cache
-def paths() -> Paths:
+def paths() -> dict[str, str]:
     """The paths dvc.yaml declares, read on first use: importing the trace needs no dvc.yaml."""
-    stages = ("quality", "evaluate", "real_floor")
-    return Paths(outputs("augment")[0], outputs("train")[0], *map(metrics_file, stages))
+    files = [metrics_file(stage) for stage in ("quality", "evaluate", "real_floor")]
+    return dict(zip(PATHS, [outputs("augment")[0], outputs("train")[0], *files], strict=True))
 
 
 def __getattr__(name: str) -> str:
     """`EVALUATE` and the other paths as the constants callers import, read when first asked."""
-    if name.isupper() and name.lower() in {f.name for f in fields(Paths)}:
-        return getattr(paths(), name.lower())
+    if name in PATHS:
+        return paths()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -68,7 +58,7 @@ class Experiment:
 
     def output(self, key: str) -> Any:
         """What evaluate recorded under `key`: the output metrics every verdict is on."""
-        return self.metric(paths().evaluate, key)
+        return self.metric(paths()["EVALUATE"], key)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -82,16 +72,12 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def experiment_baselines(repo: Path) -> list[str]:
-    """Commits that have finished experiments (DVC's refs/exps/<2>/<38>/<name> layout)."""
+def load_experiments(repo: Path = Path(".")) -> list[Experiment]:
+    """Every successful experiment in `repo`, on whichever commit it was run: the commits come
+    from DVC's refs/exps/<2>/<38>/<name> layout."""
     refs = _run(repo, "git", "for-each-ref", "--format=%(refname)", "refs/exps")
     found = (EXP_REF.match(ref) for ref in refs.splitlines())
-    return sorted({match[1] + match[2] for match in found if match})
-
-
-def load_experiments(repo: Path = Path(".")) -> list[Experiment]:
-    """Every successful experiment in `repo`, on whichever commit it was run."""
-    baselines = experiment_baselines(repo)
+    baselines = sorted({match[1] + match[2] for match in found if match})
     if not baselines:
         return []
     revs = [arg for rev in baselines for arg in ("--rev", rev)]
@@ -122,18 +108,17 @@ def resolve_sets(
     experiments (`dvc exp run -n clean`, `-n dirty`) are compared with each other, so they
     form one set, named `clean+dirty`.
     """
-    if not names:
-        sets = sorted({s for exp in experiments if (s := set_of(exp))}, key=_natural)
-        loose = [exp.name for exp in experiments if set_of(exp) is None]
-        names = [*sets, *loose]
+    sets = sorted({s for exp in experiments if (s := set_of(exp))}, key=_natural)
+    loose = [exp.name for exp in experiments if set_of(exp) is None]
     resolved: list[tuple[str, list[Experiment]]] = []
     singles: list[Experiment] = []
-    for name in names:
+    for name in names or [*sets, *loose]:
         members = select(experiments, name)
         if not members:
+            known = sorted((f"{s} (set)" for s in sets), key=_natural) + sorted(loose, key=_natural)
             raise TraceError(
                 f"no finished experiment or set is named '{name}'; here: "
-                f"{', '.join(_known(experiments)) or 'none'}. Run one with `dvc exp run -n {name}`"
+                f"{', '.join(known) or 'none'}. Run one with `dvc exp run -n {name}`"
                 f" (a set: `dvc exp run --queue -n {name} -S ...` and `dvc queue start`)"
             )
         if len(members) == 1 and members[0].name == name:
@@ -143,12 +128,6 @@ def resolve_sets(
     if singles:
         resolved.append(("+".join(exp.name for exp in singles), singles))
     return resolved
-
-
-def _known(experiments: Iterable[Experiment]) -> list[str]:
-    experiments = list(experiments)
-    sets = sorted({f"{s} (set)" for exp in experiments if (s := set_of(exp))}, key=_natural)
-    return sets + sorted((exp.name for exp in experiments if set_of(exp) is None), key=_natural)
 
 
 def _experiments_of(commit: Mapping[str, Any]) -> Iterable[Experiment]:

@@ -61,9 +61,8 @@ def summary(exp: Experiment, removed: pd.DataFrame) -> list[str]:
     lines += [f"  {path:<22} {exp.outs.get(path, '-')}" for path in data_versions()]
     lines.append(f"{len(removed)} images kept out of training, by reason:")
     if "injected" in removed:
-        lines.append(
-            f"  ({int(removed['injected'].notna().sum())} of them carried injected corruption)"
-        )
+        injected = int(removed["injected"].notna().sum())
+        lines.append(f"  ({injected} of them carried injected corruption)")
     lines += [
         f"  {count:>6}  {reason}" for reason, count in removed["issues"].value_counts().items()
     ]

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from datamatters.metrics.names import MetricName
 from datamatters.trace.columns import num, shown_in
-from datamatters.trace.compare import REPLICATE, Axis
-from datamatters.trace.model import Estimate, Repeat, SetReport, TraceReport, Verdict
+from datamatters.trace.compare import REPLICATE, Axis, Comparison
+from datamatters.trace.model import Estimate, Repeat, SetReport, TraceReport
 from datamatters.trace.plots import Figure, Figures
 
 
@@ -25,16 +25,14 @@ def render(report: TraceReport, figures: Figures | None = None) -> str:
     figures = figures or Figures()
     lines = _header(report) + _repeats_lines(report.repeats)
     for s in report.sets:
-        lines += _set_section(s, report, figures)
+        lines += _set_section(s, figures)
     lines += _lineage_section(report)
     return "\n".join(lines) + "\n"
 
 
 def _header(report: TraceReport) -> list[str]:
     metrics, noise = report.metrics, report.noise
-    command = " ".join(
-        ["datamatters trace", *report.set_names, *(f"--metric {m}" for m in metrics)]
-    )
+    command = ["datamatters trace", *report.set_names, *(f"--metric {m}" for m in metrics)]
     measured = [f"`{m}` {noise[m].sd:.4g}" for m in metrics if noise[m].sd is not None]
     if not measured:
         noise_line = (
@@ -52,7 +50,7 @@ def _header(report: TraceReport) -> list[str]:
     lines = [
         "# Trace: data quality to output quality",
         "",
-        f"Written by `{command}` from {report.experiment_count} finished experiments "
+        f"Written by `{' '.join(command)}` from {report.experiment_count} finished experiments "
         "(`dvc exp show`). Lower is better for FID and KID, higher for precision, recall, "
         "density, coverage and IS.",
         "",
@@ -80,7 +78,7 @@ def _repeats_lines(repeats: Sequence[Repeat]) -> list[str]:
     return [*lines, ""]
 
 
-def _set_section(s: SetReport, report: TraceReport, figures: Figures) -> list[str]:
+def _set_section(s: SetReport, figures: Figures) -> list[str]:
     axes = ", ".join(
         f"`{a.name}` ({', '.join(Axis.label(v) for v in a.values)}; "
         f"reference {Axis.label(a.reference)})"
@@ -89,7 +87,7 @@ def _set_section(s: SetReport, report: TraceReport, figures: Figures) -> list[st
     fixed = ", ".join(f"`{k}={v}`" for k, v in s.fixed.items()) or "none"
     baselines = ", ".join(sorted({commit[:7] for commit in s.baselines}))
     lines = [
-        f"## Set `{s.name}`: {len(s.experiments)} experiments",
+        f"## Set `{s.name}`: {len(s.runs)} experiments",
         "",
         f"- Varied: {axes or 'nothing but the seed'}; replicates: `{REPLICATE}`.",
         f"- Shared settings that differ from the defaults: {fixed}.",
@@ -98,8 +96,8 @@ def _set_section(s: SetReport, report: TraceReport, figures: Figures) -> list[st
         _points_table(s),
         "",
     ]
-    for metric, verdicts in s.verdicts.items():
-        lines += [*_comparisons_table(s, verdicts, metric), ""]
+    for metric, comparisons in s.verdicts.items():
+        lines += [*_comparisons_table(s, comparisons, metric), ""]
         lines += _figure(figures.deltas.get((s.name, metric)))
     for index in s.numeric_axes:
         lines += _figure(figures.against_axis.get((s.name, s.axes[index].name)))
@@ -128,24 +126,22 @@ def _points_table(s: SetReport) -> str:
     return markdown_table(head, rows)
 
 
-def _comparisons_table(s: SetReport, verdicts: Sequence[Verdict], metric: str) -> list[str]:
+def _comparisons_table(s: SetReport, comparisons: Sequence[Comparison], metric: str) -> list[str]:
     head = ["change", "with", "training set", "seeds (ref, changed)", "delta"]
     head += ["simultaneous 95% interval", "verdict"]
     digits = _digits(metric)
-    rows = []
-    for v in verdicts:
-        c = v.comparison
-        rows.append(
-            [
-                c.change,
-                c.context(s.axes) or "-",
-                "identical" if v.same_training_set else "differs",
-                f"{len(c.reference.experiments)}, {len(c.changed.experiments)}",
-                num(c.delta, digits, sign=True),
-                " to ".join(num(end, digits) for end in c.interval) if c.interval else "n/a",
-                c.verdict,
-            ]
-        )
+    rows = [
+        [
+            c.change,
+            c.context(s.axes) or "-",
+            "identical" if c.same_training_set else "differs",
+            f"{len(c.reference.experiments)}, {len(c.changed.experiments)}",
+            num(c.delta, digits, sign=True),
+            " to ".join(num(end, digits) for end in c.interval) if c.interval else "n/a",
+            c.verdict,
+        ]
+        for c in comparisons
+    ]
     return [
         f"#### Verdicts on `{metric}`",
         "",
@@ -161,16 +157,9 @@ def _comparisons_table(s: SetReport, verdicts: Sequence[Verdict], metric: str) -
 
 def _experiments_table(s: SetReport) -> list[str]:
     columns = shown_in("experiments")
-    head = [
-        "experiment",
-        *(a.name for a in s.axes),
-        "seed",
-        *(c.header for c in columns),
-        "training set md5",
-        "checkpoint md5",
-        *(f"{m} [95%]" for m in s.interval_metrics),
-        "precision / recall",
-    ]
+    head = ["experiment", *(a.name for a in s.axes), "seed", *(c.header for c in columns)]
+    head += ["training set md5", "checkpoint md5", *(f"{m} [95%]" for m in s.interval_metrics)]
+    head += ["precision / recall"]
     rows = [
         [
             run.name,

@@ -54,19 +54,6 @@ class Point:
     half_widths: dict[str, float | None]  # of the 95% interval of each mean
     per_seed: dict[str, list[Estimate]]
 
-    def seed_values(self, metric: str) -> list[float]:
-        """The seeds that recorded `metric`: what its mean was taken over."""
-        return [float(e.value) for e in self.per_seed[metric] if e.value is not None]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A comparison, and whether its change left the training data byte-for-byte as it was
-    (its `dvc.lock` md5): a filter that removed nothing cannot have moved the output."""
-
-    comparison: Comparison
-    same_training_set: bool
-
 
 @dataclass(frozen=True)
 class Run:
@@ -98,14 +85,13 @@ class SetReport:
     """One set: what it varies, its configurations, the verdicts on them, one row per run."""
 
     name: str
-    experiments: list[Experiment]
     axes: list[Axis]
     fixed: dict[str, Any]  # settings the set shares that differ from the defaults
     baselines: list[str]  # the commits its experiments ran on
     interval_metrics: list[str]  # the lead metric, then every output that has intervals
     point_metrics: list[str]  # the interval metrics, then the other verdict metrics
     points: list[Point]  # ordered by setting, with every output metric
-    verdicts: dict[str, list[Verdict]]  # per verdict metric that has any comparison
+    verdicts: dict[str, list[Comparison]]  # per verdict metric that has any comparison
     runs: list[Run]
     checks: list[str]  # the quality checks with flagged counts
 
@@ -151,6 +137,7 @@ def build_report(
     metrics = _verdict_metrics(metrics, outputs)
     runs, repeats = distinct_runs(members)
     noise = {m: pooled_noise(configurations(runs), m) for m in outputs}
+    checkpoint = paths()["CHECKPOINT"]
     return TraceReport(
         set_names=list(set_names),
         metrics=metrics,
@@ -158,7 +145,10 @@ def build_report(
         experiment_count=len(members),
         noise=noise,
         floor=real_floor(members, outputs),
-        repeats=[_repeat(original, repeat) for original, repeat in repeats],
+        repeats=[
+            Repeat(o.name, r.name, o.outs.get(checkpoint) == r.outs.get(checkpoint))
+            for o, r in repeats
+        ],
         sets=[
             _set_report(name, exps, defaults, metrics, outputs, noise) for name, exps in resolved
         ],
@@ -171,40 +161,27 @@ def real_floor(experiments: Iterable[Experiment], metrics: Sequence[str]) -> dic
     The floor depends on the source and the split alone, so experiments of one project share it;
     one that differs (another data source) would make a single floor misleading, so it is left out.
     """
-    floor = {}
-    for metric in metrics:
-        values = {exp.metric(paths().real_floor, metric) for exp in experiments}
-        if len(values) == 1 and None not in values:
-            floor[metric] = values.pop()
-    return floor
+    found = {m: {exp.metric(paths()["REAL_FLOOR"], m) for exp in experiments} for m in metrics}
+    return {m: next(iter(v)) for m, v in found.items() if len(v) == 1 and None not in v}
 
 
 def output_metrics(experiments: Iterable[Experiment]) -> list[str]:
     """The scores evaluate recorded, sorted; bounds and spreads are read beside their score."""
-    return sorted(
-        {
-            key
-            for exp in experiments
-            for key, value in exp.metrics.get(paths().evaluate, {}).items()
-            if isinstance(value, int | float) and _is_score(key)
-        }
-    )
-
-
-def _is_score(key: str) -> bool:
-    name = MetricName.parse(key)
-    return name is not None and name.is_score
+    recorded = [exp.metrics.get(paths()["EVALUATE"], {}) for exp in experiments]
+    numbers = {k for values in recorded for k, v in values.items() if isinstance(v, int | float)}
+    return sorted(k for k in numbers if (name := MetricName.parse(k)) and name.is_score)
 
 
 def _verdict_metrics(asked: Sequence[str], outputs: Sequence[str]) -> list[str]:
     judge_fid = [m for m in outputs if _is_plain_judge_fid(MetricName.parse(m))]
     metrics = list(asked) or judge_fid[:1] or list(outputs[:1])
+    evaluate = paths()["EVALUATE"]
     if not metrics:
-        raise TraceError(f"none of these experiments has an output metric in {paths().evaluate}")
+        raise TraceError(f"none of these experiments has an output metric in {evaluate}")
     for metric in metrics:
         if metric not in outputs:
             raise TraceError(
-                f"metric '{metric}' is in none of these experiments' {paths().evaluate}; "
+                f"metric '{metric}' is in none of these experiments' {evaluate}; "
                 f"pick one of: {', '.join(outputs)}"
             )
     return metrics
@@ -213,12 +190,6 @@ def _verdict_metrics(asked: Sequence[str], outputs: Sequence[str]) -> list[str]:
 def _is_plain_judge_fid(name: MetricName | None) -> bool:
     """The default verdict metric: FID on the judge's features over all classes."""
     return name is not None and (name.statistic, name.features, name.detail) == ("fid", "judge", "")
-
-
-def _repeat(original: Experiment, repeat: Experiment) -> Repeat:
-    checkpoint = paths().checkpoint
-    same = original.outs.get(checkpoint) == repeat.outs.get(checkpoint)
-    return Repeat(original.name, repeat.name, same)
 
 
 def _set_report(
@@ -237,15 +208,10 @@ def _set_report(
     ]
     interval_metrics = [lead, *with_interval]
     point_metrics = [*interval_metrics, *(m for m in metrics if m not in interval_metrics)]
-    verdicts = {}
-    for metric in metrics:
-        comparisons = compare(groups, axes, metric, noise[metric])
-        if comparisons:
-            verdicts[metric] = [Verdict(c, _same_training_set(c)) for c in comparisons]
+    verdicts = {m: found for m in metrics if (found := compare(groups, axes, m, noise[m]))}
     runs = [_run(exp, axes, lead, interval_metrics) for exp in members]
     return SetReport(
         name=name,
-        experiments=members,
         axes=axes,
         fixed=fixed_settings(members, defaults),
         baselines=sorted({exp.baseline for exp in members}),
@@ -259,39 +225,26 @@ def _set_report(
 
 
 def _point(g: Group, metrics: Sequence[str], noise: Mapping[str, Noise]) -> Point:
-    return Point(
-        setting=g.setting,
-        seeds=len(g.experiments),
-        means={m: g.mean(m) for m in metrics},
-        half_widths={m: g.half_width(m, noise[m]) for m in metrics},
-        per_seed={m: [Estimate.of(exp, m) for exp in g.experiments] for m in metrics},
-    )
-
-
-def _same_training_set(c: Comparison) -> bool:
-    training_set = paths().training_set
-    changed = {exp.outs.get(training_set) for exp in c.changed.experiments}
-    reference = {exp.outs.get(training_set) for exp in c.reference.experiments}
-    return None not in changed and changed <= reference
+    means = {m: g.mean(m) for m in metrics}
+    half_widths = {m: g.half_width(m, noise[m]) for m in metrics}
+    per_seed = {m: [Estimate.of(exp, m) for exp in g.experiments] for m in metrics}
+    return Point(g.setting, len(g.experiments), means, half_widths, per_seed)
 
 
 def _run(exp: Experiment, axes: Sequence[Axis], lead: str, metrics: Sequence[str]) -> Run:
-    quality = exp.metrics.get(paths().quality, {})
+    quality = exp.metrics.get(paths()["QUALITY"], {})
+    flagged = {k.removesuffix("_flagged"): v for k, v in quality.items() if k.endswith("_flagged")}
     return Run(
         name=exp.name,
         setting=tuple(axis.of(exp) for axis in axes),
         seed=exp.params.get(REPLICATE),
         measured=measure(exp),
-        training_set=exp.outs.get(paths().training_set),
-        checkpoint=exp.outs.get(paths().checkpoint),
+        training_set=exp.outs.get(paths()["TRAINING_SET"]),
+        checkpoint=exp.outs.get(paths()["CHECKPOINT"]),
         outputs={m: Estimate.of(exp, m) for m in metrics},
         precision=_beside(exp, lead, "precision"),
         recall=_beside(exp, lead, "recall"),
-        flagged={
-            key.removesuffix("_flagged"): value
-            for key, value in quality.items()
-            if key.endswith("_flagged")
-        },
+        flagged=flagged,
     )
 
 

@@ -44,11 +44,6 @@ def stage_metrics(exp: Experiment) -> dict[str, Any]:
     return named
 
 
-def changed_params(experiments: Sequence[Experiment]) -> list[str]:
-    keys = sorted({k for exp in experiments for k in exp.params if not k.startswith(NOT_KNOBS)})
-    return [k for k in keys if len({repr(exp.params.get(k)) for exp in experiments}) > 1]
-
-
 def overview_rows(
     experiments: Sequence[Experiment], every_metric: bool = False
 ) -> tuple[list[str], list[list[str]]]:
@@ -56,7 +51,8 @@ def overview_rows(
     metrics = [stage_metrics(exp) for exp in experiments]
     present = sorted({k for m in metrics for k in m})
     metric_names = present if every_metric else [k for k in _headline() if k in present]
-    params = changed_params(experiments)
+    keys = sorted({k for exp in experiments for k in exp.params if not k.startswith(NOT_KNOBS)})
+    params = [k for k in keys if len({repr(exp.params.get(k)) for exp in experiments}) > 1]
     header = ["experiment", *params, *metric_names]
     rows = [
         [
@@ -99,19 +95,13 @@ def _headline() -> list[str]:
 
 
 def _metric_cell(metrics: dict[str, Any], key: str, with_interval: bool) -> str:
-    low, high = _interval(metrics, key) if with_interval else (None, None)
-    if low is not None and high is not None:
-        return f"{_cell(metrics.get(key))} [{_cell(low)}, {_cell(high)}]"
-    return _cell(metrics.get(key))
-
-
-def _interval(metrics: dict[str, Any], key: str) -> tuple[Any, Any]:
-    """The bounds recorded beside `<stage>.<metric>`, when the metric has an interval."""
+    """The value, with the bounds recorded beside `<stage>.<metric>` when it has an interval."""
     stage, _, metric = key.partition(".")
-    bounds = bound_names(metric)
-    if bounds is None:
-        return None, None
-    return metrics.get(f"{stage}.{bounds[0]}"), metrics.get(f"{stage}.{bounds[1]}")
+    bounds = bound_names(metric) if with_interval else None
+    low, high = (metrics.get(f"{stage}.{b}") for b in bounds) if bounds else (None, None)
+    if low is None or high is None:
+        return _cell(metrics.get(key))
+    return f"{_cell(metrics.get(key))} [{_cell(low)}, {_cell(high)}]"
 
 
 def _cell(value: Any) -> str:

@@ -25,11 +25,8 @@ def write_trace(
     out_dir: Path,
     metrics: Sequence[str] = (),
 ) -> Path:
-    """Write `out_dir/trace.md` and its PNGs for the named sets; returns the report's path.
-
-    Verdicts are given for each of `metrics` (default: the judge FID, at whatever sample count
-    the runs used); the first is the one the tables lead with.
-    """
+    """Write `out_dir/trace.md` and its PNGs for the named sets, with verdicts on `metrics` as
+    `build_report` gives them; returns the report's path."""
     report = build_report(experiments, set_names, defaults, metrics)
     figures = write_plots(report, out_dir)
     path = out_dir / "trace.md"
