@@ -423,16 +423,15 @@ def inception_scores(checkpoint: Path, samples: int) -> dict[str, float]:
     return scores
 
 
-def trace_sweep(runs: list[dict], name: str, out_dir: Path) -> Path:
-    """The default-budget runs as one set of experiments, traced as `datamatters trace` traces a
-    DVC sweep: the same axes, pooled seed noise and simultaneous intervals."""
-    from omegaconf import OmegaConf
+TRACED_METRICS = ["fid_judge_1k", "precision_judge_1k", "memorization_judge_1k"]
 
+
+def sweep_experiments(runs: list[dict], name: str) -> list:
+    """The default-budget runs as the trace's experiments of one set `name`."""
     from datamatters.trace.experiments import EVALUATE, Experiment, flatten
-    from datamatters.trace.report import write_trace
 
     sweep = [r for r in runs if round(r["kimg"], 2) == DEFAULT_KIMG]
-    experiments = [
+    return [
         Experiment(
             name=f"{name}-{index}",
             rev=f"{index:040d}",
@@ -443,12 +442,23 @@ def trace_sweep(runs: list[dict], name: str, out_dir: Path) -> Path:
         )
         for index, r in enumerate(sweep, 1)
     ]
+
+
+def trace_sweep(runs: list[dict], name: str, out_dir: Path) -> Path:
+    """The default-budget runs as one set of experiments, traced as `datamatters trace` traces a
+    DVC sweep: the same axes, pooled seed noise and simultaneous intervals."""
+    from omegaconf import OmegaConf
+
+    from datamatters.trace.experiments import flatten
+    from datamatters.trace.report import write_trace
+
+    experiments = sweep_experiments(runs, name)
     defaults = flatten(OmegaConf.to_container(OmegaConf.load(ROOT / "params.yaml")))
-    metrics = ["fid_judge_1k", "precision_judge_1k", "memorization_judge_1k"]
-    path = write_trace(experiments, [name], defaults, out_dir, metrics)
+    path = write_trace(experiments, [name], defaults, out_dir, TRACED_METRICS)
+    device = next(r["device"] for r in runs if round(r["kimg"], 2) == DEFAULT_KIMG)
     note = (
         f"> These {len(experiments)} runs ran through `benchmarks/device_runs.py` on "
-        f"{sweep[0]['device']}, not as DVC experiments: they have no `dvc.lock` md5s, and the "
+        f"{device}, not as DVC experiments: they have no `dvc.lock` md5s, and the "
         "lineage commands at the end do not apply to them.\n\n"
     )
     text = path.read_text()

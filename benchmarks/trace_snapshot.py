@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+from device_runs import TRACED_METRICS, sweep_experiments
 from omegaconf import OmegaConf
 
 from datamatters.pipeline import metrics_file, outputs
@@ -180,21 +181,9 @@ def flow_gpu():
         for r in json.loads((ROOT / "reports" / "flow-gpu" / "results.json").read_text())
         if "fid_judge_1k" in r
     ]
-    sweep_runs = [r for r in runs if round(r["kimg"], 2) == 79.36]
-    exps = [
-        Experiment(
-            name=f"flow-gpu-{i}",
-            rev=f"{i:040d}",
-            baseline="device",
-            timestamp="",
-            params=flatten(r["params"]),
-            metrics={EVALUATE: {k: v for k, v in r.items() if isinstance(v, int | float)}},
-        )
-        for i, r in enumerate(sweep_runs, 1)
-    ]
+    exps = sweep_experiments(runs, "flow-gpu")
     defaults = flatten(OmegaConf.to_container(OmegaConf.load(ROOT / "params.yaml")))
-    metrics = ["fid_judge_1k", "precision_judge_1k", "memorization_judge_1k"]
-    everything("flow-gpu", exps, ["flow-gpu"], defaults, metrics)
+    everything("flow-gpu", exps, ["flow-gpu"], defaults, TRACED_METRICS)
     everything("flow-gpu-default-metric", exps, ["flow-gpu"], defaults)
 
 

@@ -41,14 +41,19 @@ class ImageArrayDataset(Dataset):
     """uint8 N×H×W×C images (or the `rows` of them) served as float C×H×W in [0, 1] with an
     integer class id per served image.
 
-    Memory-mapped images are read one at a time and their pages released after each read, so
-    epochs over a large set do not keep it resident.
+    `release_pages` drops a memory-mapped image's pages after each read, for a pass over a set
+    too large to keep resident (the label audit); training that revisits a small set every epoch
+    leaves them cached.
     """
 
     def __init__(
-        self, images: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        rows: np.ndarray | None = None,
+        release_pages: bool = False,
     ) -> None:
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.release_pages = images, labels, release_pages
         self.rows = np.arange(len(images)) if rows is None else np.asarray(rows)
         if len(self.rows) != len(labels):
             raise ValueError(f"{len(labels)} labels for {len(self.rows)} images")
@@ -59,6 +64,7 @@ class ImageArrayDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         row = int(self.rows[index])
         pixels = np.array(self.images[row])  # a copy: the array may be a read-only memmap
-        release_rows(self.images, row, row + 1)
+        if self.release_pages:
+            release_rows(self.images, row, row + 1)
         image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0)
         return image, int(self.labels[index])

@@ -103,7 +103,7 @@ def _fit(
     if start is not None:
         load_matching(network, start)
     loader = DataLoader(
-        ImageArrayDataset(images, labels, rows),
+        ImageArrayDataset(images, labels, rows, release_pages=True),
         batch_size=classifier.batch_size,
         shuffle=True,
     )
