@@ -57,4 +57,9 @@ def scratch_project(work: Path, overrides: Sequence[str]) -> Path:
     write_params(work / "params.yaml", overrides, work / "conf")
     run(["git", "init", "-q"], work)
     run(["dvc", "init", "-q", "--force"], work)
+    link_types = subprocess.run(
+        ["dvc", "config", "cache.type"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    if link_types:  # how this project links its cache, as a clone of it would
+        run(["dvc", "config", "cache.type", link_types], work)
     return work

@@ -7,7 +7,8 @@ scratch copy of this project on them (`data=folder data.channels=3 data.image_si
 `-S` overrides), runs `dvc repro` up to the last of `--stages` so every input exists, then runs
 each stage's own command from `dvc.yaml` again, alone, in a fresh process, and reports its wall
 time and the peak resident memory of the largest process it started (the stage itself or one of
-its workers), with the pixels' own size for scale, and how many times over `data/` holds them.
+its workers), with the pixels' own size for scale, and how many times over `data/` holds them,
+alone and with the DVC cache (a file hard-linked into both counted once).
 With several sizes it ends with each stage's growth exponent between consecutive sizes
 (log time ratio / log size ratio: 1.0 is linear). Run it from two checkouts to compare releases.
 """
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -49,6 +51,16 @@ def peak(project: Path, command: str) -> tuple[float, int]:
     return time.perf_counter() - started, int(done.stdout.strip().splitlines()[-1])
 
 
+def on_disk(paths: Iterable[Path]) -> int:
+    """Bytes of the files at `paths`, a file linked from several of them counted once."""
+    sizes = {}
+    for path in paths:
+        if path.is_file():
+            info = path.stat()
+            sizes[(info.st_dev, info.st_ino)] = info.st_size
+    return sum(sizes.values())
+
+
 def measure(n: int, stages: list[str], overrides: list[str]) -> dict[str, dict[str, float]]:
     """Each stage's seconds and peak MiB on `n` scenes, and `data/`'s size in pixel copies."""
     work = Path(tempfile.mkdtemp(prefix="datamatters-memory-"))
@@ -63,9 +75,17 @@ def measure(n: int, stages: list[str], overrides: list[str]) -> dict[str, dict[s
         seconds, kib = peak(project, commands[stage]["cmd"])
         results[stage] = {"seconds": round(seconds, 1), "peak_mib": round(kib / 1024)}
         print(f"{n:>8} {stage:<18} {seconds:>8.1f} s {kib / 1024:>8.0f} MiB peak", flush=True)
-    stored = sum(p.stat().st_size for p in (project / "data").rglob("*.npy"))
-    results["data/"] = {"pixel_copies": round(stored / pixels, 2), "pixels_mib": pixels / 2**20}
-    print(f"{n:>8} images: {pixels / 2**20:.0f} MiB of pixels; data/ holds {stored / pixels:.2f}x")
+    stored = on_disk((project / "data").rglob("*.npy"))
+    cached = on_disk([*(project / "data").rglob("*.npy"), *(project / ".dvc/cache").rglob("*")])
+    results["data/"] = {
+        "pixel_copies": round(stored / pixels, 2),
+        "with_cache": round(cached / pixels, 2),
+        "pixels_mib": pixels / 2**20,
+    }
+    print(
+        f"{n:>8} images: {pixels / 2**20:.0f} MiB of pixels; data/ holds {stored / pixels:.2f}x, "
+        f"data/ and the DVC cache together {cached / pixels:.2f}x"
+    )
     shutil.rmtree(work)
     return results
 

@@ -5,6 +5,7 @@ Also writes a seeded sample of the train pool as it was before any corruption
 """
 
 from dataclasses import replace
+from pathlib import Path
 
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 from hydra.utils import instantiate
@@ -24,6 +25,8 @@ def main() -> None:
     data, corrupt = params["data"], params["ingest"]
     source = instantiate(data.source)
     log.info("reading %s", type(source).__name__)
+    scratch = Path(args.train_out).parent  # beside the outputs: on disk, and room for them
+    scratch.mkdir(parents=True, exist_ok=True)
     with use_executor(instantiate(params["executor"])):
         result = ingest(
             list(source.items()),
@@ -32,9 +35,10 @@ def main() -> None:
             data.reference_fraction,
             data.seed,
             data.limit,
+            scratch,
         )
     clean = real_sample(result.train, corrupt.real_sample, data.seed)
-    train, injected = inject(result.train, corrupt.corrupt, corrupt.seed)
+    train, injected = inject(result.train, corrupt.corrupt, corrupt.seed, scratch)
     result = replace(result, train=train)
     write_stage_data(args.train_out, result.train)
     write_stage_data(args.reference_out, result.reference)

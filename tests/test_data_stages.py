@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import albumentations as A
@@ -11,12 +12,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import compose_config
 from datamatters.augment import materialise as materialise_module
 from datamatters.augment.materialise import materialise
+from datamatters.data import contract
 from datamatters.data.contract import (
     StageData,
     kept_mask,
@@ -25,6 +28,8 @@ from datamatters.data.contract import (
     write_stage_chunks,
     write_stage_data,
 )
+from datamatters.data.dataset import ImageArrayDataset
+from datamatters.data.mapped import ShardedImages
 from datamatters.errors import InputError
 from datamatters.labeling.labels import AuditSummary, carry_labels
 from datamatters.labeling.report import label_report
@@ -137,7 +142,11 @@ def test_a_stage_written_in_chunks_is_byte_identical_and_refuses_a_wrong_count(t
     halves = [pool.select(np.arange(len(pool.images)) < 5), pool.select(np.arange(12) >= 5)]
     shape = pool.images.shape[1:]
     write_stage_chunks(tmp_path / "chunked", halves, len(pool.images), shape)
-    for name in ("images.npy", "manifest.parquet"):
+    np.save(tmp_path / "saved.npy", pool.images)
+    shard = tmp_path / "whole" / "images" / "000000.npy"
+    assert shard.read_bytes() == (tmp_path / "saved.npy").read_bytes(), "a small set: one np.save"
+    (tmp_path / "saved.npy").unlink()
+    for name in ("images/000000.npy", "manifest.parquet"):
         whole, chunked = ((tmp_path / d / name).read_bytes() for d in ("whole", "chunked"))
         assert whole == chunked, name
     with pytest.raises(ValueError, match="5 rows written, 12 announced"):
@@ -194,9 +203,70 @@ def test_pointer_errors_name_the_file_and_the_fix(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="points outside data"):
         read_stage_data("data/quality")
     (tmp_path / "data/quality/pixels.json").write_text('{"directory": "raw"}')
-    (tmp_path / "data/raw/images.npy").unlink()
-    with pytest.raises(InputError, match=r"raw/images.npy.*missing.*dvc repro ingest"):
+    (tmp_path / "data/raw/images/000000.npy").rename(tmp_path / "data/raw/images/000001.npy")
+    with pytest.raises(InputError, match=r"raw/images: holds 000001.npy, not shards.*ingest"):
         read_stage_data("data/quality")
+    shutil.rmtree(tmp_path / "data/raw/images")
+    with pytest.raises(InputError, match=r"raw/images: missing.*dvc repro ingest"):
+        read_stage_data("data/quality")
+
+
+def test_sharded_pixels_read_back_as_one_array_in_every_way_a_stage_indexes_them(
+    tmp_path, monkeypatch
+):
+    """Shards of 5 rows: every stage's way of reading rows sees what one array would give."""
+    monkeypatch.setattr(contract, "SHARD_BYTES", 5 * 8 * 8)
+    pool = tiny_pool()
+    write_stage_data(tmp_path / "raw", pool)
+    shards = sorted(p.name for p in (tmp_path / "raw/images").iterdir())
+    assert shards == ["000000.npy", "000001.npy", "000002.npy"]
+    for k, name in enumerate(shards):
+        np.save(tmp_path / "one.npy", pool.images[5 * k : 5 * k + 5])
+        assert (tmp_path / "raw/images" / name).read_bytes() == (tmp_path / "one.npy").read_bytes()
+    halves = [pool.select(np.arange(12) < 7), pool.select(np.arange(12) >= 7)]
+    write_stage_chunks(tmp_path / "chunked", halves, 12, pool.images.shape[1:])
+    for name in shards:
+        whole, chunked = ((tmp_path / d / "images" / name).read_bytes() for d in ("raw", "chunked"))
+        assert whole == chunked, name
+
+    images, plain = read_stage_data(tmp_path / "raw").images, pool.images
+    assert isinstance(images, ShardedImages) and images.shape == plain.shape == (12, 8, 8, 1)
+    mask = np.arange(12) % 3 == 1
+    for key in (
+        0,
+        4,
+        5,
+        11,
+        -1,
+        slice(2, 4),
+        slice(5, 10),
+        slice(3, 12),
+        slice(None, None, 2),
+        slice(12, 12),
+        mask,
+        [11, 0, 5, 5],
+        np.array([], np.int64),
+        np.array([-2, 6]),
+    ):
+        assert np.array_equal(images[key], plain[key]), key
+    assert np.array_equal(np.asarray(images), plain) and images[6].base is not None, "a view"
+    for bad in (12, -13, [3, 12], np.ones(5, bool)):
+        with pytest.raises(IndexError):
+            images[bad]
+    images.release(0, 12)
+    assert np.array_equal(np.asarray(images), plain), "released pages read back the same"
+    served = ImageArrayDataset(images, np.zeros(12, int), release_pages=True)
+    assert torch.equal(served[7][0], ImageArrayDataset(plain, np.zeros(12, int))[7][0])
+
+    assessed, report = assess(read_stage_data(tmp_path / "raw"), default_checks())
+    once, report_once = assess(pool, default_checks())
+    assert report == report_once and assessed.manifest.equals(once.manifest)
+    write_stage_data(tmp_path / "quality", assessed, pixels=False)
+    labeled = carry_labels(read_stage_data(tmp_path / "quality"), None, "x")
+    pipeline = compose_config("augment=light").augment.pipeline
+    sharded_set = training_set(labeled, instantiate(pipeline), copies=2)
+    plain_set = training_set(carry_labels(once, None, "x"), instantiate(pipeline), copies=2)
+    assert np.array_equal(sharded_set.images, plain_set.images)
 
 
 def test_a_contract_breach_is_refused_before_anything_is_written(tmp_path):
@@ -239,6 +309,27 @@ def test_released_rows_leave_resident_memory_and_read_back_the_same(tmp_path):
     assert read - resident_mib() > 15, "the read pages left this process"
     assert int(mapped.sum(dtype=np.int64)) == total and np.array_equal(mapped, pixels)
     release_rows(pixels, 0, 10)  # ordinary memory: nothing to release, nothing breaks
+
+
+def test_a_scratch_array_lives_on_disk_and_leaves_nothing_behind(tmp_path):
+    """Ingest's decoded pixels: written, released, read back, and gone with the process's file."""
+    from datamatters.data.mapped import release_rows, scratch_array
+
+    def resident_mib() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+    pixels = np.random.default_rng(1).integers(0, 256, (2000, 64, 64, 3), dtype=np.uint8)
+    before = resident_mib()
+    scratch = scratch_array(pixels.shape, tmp_path)
+    assert list(tmp_path.iterdir()) == [], "the file has no name"
+    for start in range(0, len(pixels), 500):
+        scratch[start : start + 500] = pixels[start : start + 500]
+        release_rows(scratch, start, start + 500)
+    assert resident_mib() - before < 8, "written pages did not stay resident"
+    halves = scratch[:700], scratch[700:]
+    release_rows(halves[1], 0, 100)  # a view's offset into the file is respected
+    assert np.array_equal(halves[1], pixels[700:]) and np.array_equal(halves[0], pixels[:700])
+    assert scratch_array((0, 8, 8, 1), tmp_path).shape == (0, 8, 8, 1)
 
 
 def test_a_stage_sweeps_away_what_killed_writers_left(tmp_path):

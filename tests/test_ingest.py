@@ -304,7 +304,10 @@ def test_the_real_sample_is_the_same_bytes_whatever_corruption_is_injected(tmp_p
         real = read_stage_data(run / "real")
         assert len(real.images) == 6 and real.manifest["split"].eq("train").all()
         hashes.append(
-            [(run / "real" / name).read_bytes() for name in ("images.npy", "manifest.parquet")]
+            [
+                (run / "real" / name).read_bytes()
+                for name in ("images/000000.npy", "manifest.parquet")
+            ]
         )
     assert hashes[0] == hashes[1]
     raw = [read_stage_data(tmp_path / f"mixed-{m}" / "raw").images for m in (0.0, 0.5)]

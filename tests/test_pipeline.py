@@ -63,7 +63,7 @@ def test_deciding_stages_store_no_pixels_and_readers_depend_on_the_pixels(projec
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     pointers = sorted(p.parent.name for p in (project / "data").glob("*/pixels.json"))
     assert pointers == ["labeled", "quality", "reference"]
-    assert not any((project / "data" / name / "images.npy").exists() for name in pointers)
+    assert not any((project / "data" / name / "images").exists() for name in pointers)
     for name, stage in stages.items():
         for dep in stage.get("deps", []):
             pointer = project / dep / "pixels.json"

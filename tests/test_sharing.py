@@ -154,7 +154,7 @@ def test_s3_remote_round_trip(origin, s3):
     fresh = clone(origin, "s3-puller", pull=False)
     sh(fresh, "dvc", "pull", "-r", "s3")
     assert "Data and pipelines are up to date" in sh(fresh, "dvc", "status")
-    for output in ("models/generator.pt", "data/augmented/images.npy"):
+    for output in ("models/generator.pt", "data/augmented/images/000000.npy"):
         assert (fresh / output).read_bytes() == (team / output).read_bytes(), output
 
 

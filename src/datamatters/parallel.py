@@ -13,7 +13,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -64,10 +64,20 @@ class LocalProcesses:
         return max(1, min(preferred, -(-items // max(workers, 1))))
 
     def map(self, fn: Callable[[Sequence[T]], R], chunks: Iterable[Sequence[T]]) -> Iterator[R]:
-        chunks = list(chunks)
-        workers = min(self.workers or available_workers(), len(chunks))
-        with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
-            yield from pool.map(fn, chunks) if pool else map(fn, chunks)
+        """Two chunks per worker in flight at most: chunks are read from `chunks` only as workers
+        free up, so a lazy sequence (pixels read from disk a chunk at a time) stays lazy."""
+        workers = self.workers or available_workers()
+        if workers < 2:
+            yield from map(fn, chunks)
+            return
+        with ProcessPoolExecutor(workers) as pool:
+            pending: deque = deque()
+            for chunk in chunks:
+                pending.append(pool.submit(fn, chunk))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
 
 class RayTasks:

@@ -1,11 +1,14 @@
 """The data contract between stages: a directory with `manifest.parquet` and the rows' pixels.
 
 `manifest.parquet` has one row per image. A stage that makes pixels (ingest, augment) writes them
-beside it as `images.npy`, uint8 N×H×W×C in the manifest's order. A stage that only decides
-(reference_quality, quality, labeling) writes no pixels: its `pixels.json` names the sibling
-directory whose `images.npy` holds them and its manifest's `pixel_row` says which row, so the
-pixels are stored once however many stages judge them. Readers never see the difference.
-Rows are never silently dropped: a removed image keeps its row and says why.
+beside it in `images/`, uint8 N×H×W×C in the manifest's order, cut into `.npy` shards of at most
+`SHARD_BYTES` (`000000.npy`, `000001.npy`, ...; row r is in shard r // rows-per-shard), each
+memory-mapped when read. DVC caches every shard as its own file, so a dataset in which a few
+images changed shares its other shards with the previous version in the cache and on a remote.
+A stage that only decides (reference_quality, quality, labeling) writes no pixels: its
+`pixels.json` names the sibling directory that holds them and its manifest's `pixel_row` says
+which row, so the pixels are stored once however many stages judge them. Readers never see the
+difference. Rows are never silently dropped: a removed image keeps its row and says why.
 """
 
 from __future__ import annotations
@@ -21,20 +24,25 @@ import numpy as np
 import pandas as pd
 
 from datamatters.atomic import atomic_path
+from datamatters.data.mapped import ShardedImages, write_rows
 from datamatters.errors import InputError
 from datamatters.pipeline import rerun_fix
 
-IMAGES = "images.npy"
+IMAGES = "images"  # the folder of shards
+SHARD_BYTES = 32 * 2**20  # pixels per shard: 2,730 images of 64×64 RGB, 32,768 of 32×32 grey
 MANIFEST = "manifest.parquet"
 POINTER = "pixels.json"
 PIXEL_ROW = "pixel_row"
 BASE_COLUMNS = ("id", "source", "sha256", "label", "split")
+WRITE_CHUNK_BYTES = (
+    16 * 2**20
+)  # pixels written at a time, so a memory-mapped set never is all resident
 
 
 @dataclass(frozen=True)
 class PixelOrigin:
-    """Where a `StageData`'s pixels were read from: a directory's `images.npy` and the row of
-    each image in it, so a deciding stage can point at them instead of copying them."""
+    """Where a `StageData`'s pixels were read from: a directory's `images/` and the row of each
+    image in it, so a deciding stage can point at them instead of copying them."""
 
     directory: Path
     rows: np.ndarray
@@ -92,7 +100,8 @@ def write_stage_data(path: str | Path, data: StageData, pixels: bool = True) -> 
     with atomic_path(path) as tmp:
         tmp.mkdir()
         if pixels:
-            np.save(tmp / IMAGES, np.ascontiguousarray(data.images), allow_pickle=False)
+            with ShardWriter(tmp / IMAGES, len(data.images), data.images.shape[1:]) as shards:
+                shards.write(data.images)
             data.manifest.to_parquet(tmp / MANIFEST, index=False)
         else:
             (tmp / POINTER).write_text(pointer, encoding="utf-8")
@@ -107,25 +116,62 @@ def write_stage_chunks(
     Returns the manifest (small: one row per image)."""
     if count < 1:
         raise ValueError(f"{path}: a stage directory written in chunks needs rows, got {count}")
-    header = {"descr": "|u1", "fortran_order": False, "shape": (count, *image_shape)}
-    manifests, written = [], 0
+    manifests = []
     with atomic_path(path) as tmp:
         tmp.mkdir()
-        with (tmp / IMAGES).open("wb") as handle:
-            np.lib.format.write_array_header_1_0(handle, header)
+        with ShardWriter(tmp / IMAGES, count, image_shape) as shards:
             for chunk in chunks:
                 if problem := contract_problem(chunk):
                     raise ValueError(problem)
                 if chunk.images.shape[1:] != tuple(image_shape):
                     raise ValueError(f"chunk of {chunk.images.shape[1:]} images, not {image_shape}")
-                handle.write(np.ascontiguousarray(chunk.images).tobytes())
+                shards.write(chunk.images)
                 manifests.append(chunk.manifest)
-                written += len(chunk.images)
-        if written != count:
-            raise ValueError(f"{path}: {written} rows written, {count} announced")
         manifest = pd.concat(manifests, ignore_index=True)
         manifest.to_parquet(tmp / MANIFEST, index=False)
     return manifest
+
+
+class ShardWriter:
+    """Writes `count` rows, arriving in runs of any length, into the shards of `folder`; each
+    shard is byte for byte what `np.save` writes for its rows. Refuses a wrong total on close."""
+
+    def __init__(self, folder: Path, count: int, image_shape: tuple[int, ...]) -> None:
+        self.folder, self.count, self.image_shape = folder, count, tuple(image_shape)
+        self.per_shard = max(1, SHARD_BYTES // max(1, int(np.prod(image_shape))))
+        self.written, self.handle, self.left = 0, None, 0
+
+    def __enter__(self) -> ShardWriter:
+        self.folder.mkdir()
+        if not self.count:  # an empty set still says its image shape
+            self._open(0)
+        return self
+
+    def write(self, pixels: np.ndarray) -> None:
+        while len(pixels):
+            if self.handle is None:
+                self._open(min(self.per_shard, self.count - self.written))
+            if self.left <= 0:
+                raise ValueError(f"{self.folder}: more rows than the {self.count} announced")
+            now, pixels = pixels[: self.left], pixels[self.left :]
+            write_rows(self.handle, now, WRITE_CHUNK_BYTES)
+            self.written, self.left = self.written + len(now), self.left - len(now)
+            if not self.left:
+                self.handle.close()
+                self.handle = None
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        if kind is None and self.written != self.count:
+            raise ValueError(f"{self.written} rows written, {self.count} announced")
+
+    def _open(self, rows: int) -> None:
+        shard = self.written // self.per_shard
+        self.handle = (self.folder / f"{shard:06d}.npy").open("wb")
+        header = {"descr": "|u1", "fortran_order": False, "shape": (rows, *self.image_shape)}
+        np.lib.format.write_array_header_1_0(self.handle, header)
+        self.left = rows
 
 
 def read_stage_data(path: str | Path, columns: Iterable[str] = BASE_COLUMNS) -> StageData:
@@ -136,12 +182,12 @@ def read_stage_data(path: str | Path, columns: Iterable[str] = BASE_COLUMNS) -> 
         raise InputError(path / MANIFEST, "missing", rerun)
     if (path / POINTER).is_file():
         directory = _pointed_directory(path, rerun)
-    elif (path / IMAGES).is_file():
+    elif (path / IMAGES).is_dir():
         directory = path
     else:
         raise InputError(path / IMAGES, "missing", rerun)
+    images = _read_shards(directory / IMAGES, rerun_fix(directory))
     try:
-        images = np.load(directory / IMAGES, mmap_mode="r", allow_pickle=False)
         manifest = pd.read_parquet(path / MANIFEST)
     except (ValueError, OSError) as err:
         raise InputError(path, f"unreadable ({err})", rerun) from err
@@ -151,15 +197,29 @@ def read_stage_data(path: str | Path, columns: Iterable[str] = BASE_COLUMNS) -> 
         if len(rows) and (rows.min() < 0 or rows.max() >= len(images)):
             raise InputError(path / MANIFEST, f"{PIXEL_ROW} outside {directory / IMAGES}", rerun)
     identity = len(rows) == len(images) and np.array_equal(rows, np.arange(len(images)))
-    data = StageData(
-        np.asarray(images) if identity else images[rows], manifest, PixelOrigin(directory, rows)
-    )
+    data = StageData(images if identity else images[rows], manifest, PixelOrigin(directory, rows))
     if problem := contract_problem(data):
         raise InputError(path, problem, rerun)
     missing = [c for c in columns if c not in manifest.columns]
     if missing:
         raise InputError(path / MANIFEST, f"missing columns {missing}", rerun)
     return data
+
+
+def _read_shards(folder: Path, rerun: str) -> np.ndarray | ShardedImages:
+    """The shards of `folder`, memory-mapped; one shard (every small set) is its plain map."""
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    expected = [f"{k:06d}.npy" for k in range(len(names))]
+    if not names or names != expected:
+        found = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "") or "nothing"
+        raise InputError(folder, f"holds {found}, not shards 000000.npy, 000001.npy, ...", rerun)
+    try:
+        shards = [np.load(folder / name, mmap_mode="r", allow_pickle=False) for name in names]
+    except (ValueError, OSError) as err:
+        raise InputError(folder, f"unreadable ({err})", rerun) from err
+    if any(s.dtype != np.uint8 or s.shape[1:] != shards[0].shape[1:] for s in shards):
+        raise InputError(folder, "shards of different image shapes or types", rerun)
+    return np.asarray(shards[0]) if len(shards) == 1 else ShardedImages(shards)
 
 
 def _parent(path: str | Path) -> Path:
@@ -180,7 +240,7 @@ def _pointed_directory(path: Path, rerun: str) -> Path:
             f"points outside {path.parent} ({named})",
             "point at a sibling; " + rerun,
         )
-    if not (directory / IMAGES).is_file():
+    if not (directory / IMAGES).is_dir():
         raise InputError(
             directory / IMAGES, f"missing (it holds {path}'s pixels)", rerun_fix(directory)
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +25,7 @@ from PIL import Image
 
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.decode import DecodeError, decode
+from datamatters.data.mapped import release_rows, rows_per_chunk, scratch_array
 from datamatters.data.sources import EncodedImage, SourceItem
 
 log = logging.getLogger("datamatters")
@@ -76,9 +78,15 @@ Corruption = Callable[[Rows, np.random.Generator], None]
 
 
 def inject(
-    pool: StageData, fractions: Mapping[str, float], seed: int
+    pool: StageData,
+    fractions: Mapping[str, float],
+    seed: int,
+    scratch: str | os.PathLike[str] | None = None,
 ) -> tuple[StageData, dict[str, int]]:
-    """Corrupt a copy of `pool`; returns it with `injected`/`clean_label` and the count per kind."""
+    """Corrupt a copy of `pool`; returns it with `injected`/`clean_label` and the count per kind.
+
+    With `scratch` (a folder on disk) the copy is a nameless file there, as ingest's decoded
+    pixels are, so corrupting a large pool does not hold it in memory."""
     manifest = pool.manifest.reset_index(drop=True).copy()
     clean = manifest["decode_error"].isna().to_numpy()
     labeled = clean & manifest["label"].notna().to_numpy()
@@ -88,7 +96,10 @@ def inject(
     rngs = dict(zip(KINDS, np.random.default_rng(seed).spawn(len(KINDS)), strict=True))
 
     # a run with nothing to inject passes the pixels through: no copy of the whole pool
-    images = np.array(pool.images, copy=True) if any(counts.values()) else pool.images
+    pooled = len(pool.images)
+    images = pool.images
+    if any(counts.values()):
+        images = _editable_copy(pool.images, pooled + sum(counts[k] for k in ADDED), scratch)
     manifest["injected"] = pd.Series(pd.NA, index=manifest.index, dtype="string")
     manifest["clean_label"] = manifest["label"].astype("string")
     free = clean.copy()
@@ -102,15 +113,18 @@ def inject(
         rows.manifest["injected"] = kind
         _rehash(rows)
         images[chosen] = rows.images
+        release_rows(images, 0, len(images))
         manifest.loc[rows.manifest.index] = rows.manifest
 
-    added = [
-        _add(kind, counts[kind], rngs[kind], images, manifest, free, classes)
-        for kind in ADDED
-        if counts[kind]
-    ]
+    added, end = [], pooled
+    for kind in ADDED:
+        if counts[kind]:
+            rows = _add(kind, counts[kind], rngs[kind], images[:pooled], manifest, free, classes)
+            images[end : end + len(rows.images)] = rows.images
+            release_rows(images, 0, len(images))
+            added.append(rows)
+            end += len(rows.images)
     if added:
-        images = np.concatenate([images, *(rows.images for rows in added)])
         manifest = pd.concat([manifest, *(rows.manifest for rows in added)], ignore_index=True)
     out = StageData(images, manifest)
     summary = ", ".join(f"{kind}={n}" for kind, n in counts.items() if n) or "nothing"
@@ -118,6 +132,22 @@ def inject(
         "injected corruption into %d clean train rows (seed %d): %s", clean.sum(), seed, summary
     )
     return out, counts
+
+
+def _editable_copy(
+    pixels: np.ndarray, rows: int, scratch: str | os.PathLike[str] | None
+) -> np.ndarray:
+    """`pixels` copied into the first rows of a new array of `rows` rows (the rest for added
+    rows), in memory or, with `scratch`, on disk a chunk at a time."""
+    shape = (rows, *pixels.shape[1:])
+    out = np.zeros(shape, np.uint8) if scratch is None else scratch_array(shape, scratch)
+    chunk = rows_per_chunk(pixels, 16 * 2**20)
+    for start in range(0, len(pixels), chunk):
+        stop = min(start + chunk, len(pixels))
+        out[start:stop] = pixels[start:stop]
+        release_rows(pixels, start, stop)
+        release_rows(out, start, stop)
+    return out
 
 
 def _add(

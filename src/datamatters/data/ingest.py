@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
@@ -17,6 +18,7 @@ import pandas as pd
 
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.decode import Decoded, DecodeError, decode
+from datamatters.data.mapped import release_rows, rows_per_chunk, scratch_array
 from datamatters.data.sources import SourceItem
 from datamatters.errors import InputError
 from datamatters.parallel import map_chunks
@@ -25,6 +27,7 @@ log = logging.getLogger("datamatters")
 
 TRAIN, REFERENCE = "train", "reference"
 PROGRESS_EVERY = 1000
+RELEASE_BYTES = 16 * 2**20  # pixels moved between releases of the scratch array's pages
 
 
 @dataclass
@@ -54,14 +57,18 @@ def ingest(
     reference_fraction: float,
     seed: int,
     limit: int | None = None,
+    scratch: str | os.PathLike[str] | None = None,
 ) -> IngestResult:
+    """Decode, split and order `items`. With `scratch` (a folder on disk) the decoded pixels live
+    in a nameless file there rather than in memory, so a million images fit in bounded memory;
+    the split views then read that file."""
     _validate(image_size, channels, reference_fraction)
     items = balanced_head(items, limit) if limit else items
     if not items:
         raise InputError(
             "params.yaml", "the source yielded no items", "check data.path / data.limit"
         )
-    rows, pixels = _decode_all(items, image_size, channels)
+    rows, pixels = _decode_all(items, image_size, channels, scratch)
     manifest = pd.DataFrame(rows)
     manifest["label"] = manifest["label"].astype("string")
     manifest["decode_error"] = manifest["decode_error"].astype("string")
@@ -80,8 +87,10 @@ def ingest(
 
 def _reorder_rows(rows: np.ndarray, order: np.ndarray) -> None:
     """`rows[i] = rows[order[i]]` for every i at once, in place, one row of scratch: so the train
-    pool and the reference split are two views of the decoded pixels, not two more copies."""
+    pool and the reference split are two views of the decoded pixels, not two more copies. On a
+    memory-mapped array the pages moved are released as it goes."""
     placed = np.zeros(len(order), dtype=bool)
+    release_every, moved = rows_per_chunk(rows, RELEASE_BYTES), 0
     for start in range(len(order)):
         if placed[start]:
             continue
@@ -90,8 +99,12 @@ def _reorder_rows(rows: np.ndarray, order: np.ndarray) -> None:
             rows[here] = rows[order[here]]
             placed[here] = True
             here = order[here]
+            moved += 1
+            if moved % release_every == 0:
+                release_rows(rows, 0, len(rows))
         rows[here] = held
         placed[here] = True
+    release_rows(rows, 0, len(rows))
 
 
 def real_sample(train: StageData, count: int, seed: int) -> StageData:
@@ -129,21 +142,28 @@ def balanced_head(items: list[SourceItem], limit: int) -> list[SourceItem]:
 
 
 def _decode_all(
-    items: list[SourceItem], image_size: int, channels: int
+    items: list[SourceItem],
+    image_size: int,
+    channels: int,
+    scratch: str | os.PathLike[str] | None,
 ) -> tuple[list[dict], np.ndarray]:
     """Manifest rows and pixels for every item; an undecodable one gets a reason and a blank.
 
-    Each chunk's pixels are copied into one array as it arrives, so the decoded images are held
-    once, not as a list and then a stacked copy of it.
+    Each chunk's pixels are copied into one array as it arrives (on disk with `scratch`, its pages
+    released once written), so the decoded images are held once at most, not as a list and then a
+    stacked copy of it.
     """
     rows = []
-    pixels = np.zeros((len(items), image_size, image_size, channels), dtype=np.uint8)
+    shape = (len(items), image_size, image_size, channels)
+    pixels = np.zeros(shape, dtype=np.uint8) if scratch is None else scratch_array(shape, scratch)
     decode_chunk = partial(_decode_chunk, image_size=image_size, channels=channels)
     for done, results in map_chunks(decode_chunk, items):
-        for item, result in zip(items[len(rows) : done], results, strict=True):
+        first = len(rows)
+        for item, result in zip(items[first:done], results, strict=True):
             if not isinstance(result, str):
                 pixels[len(rows)] = result.pixels
             rows.append(_manifest_row(len(rows), item, result))
+        release_rows(pixels, first, done)
         if done // PROGRESS_EVERY > (done - len(results)) // PROGRESS_EVERY or done == len(items):
             log.info("decoded %d/%d", done, len(items))
     return rows, pixels

@@ -1,21 +1,30 @@
-"""Streaming through memory-mapped pixels without keeping them resident."""
+"""Streaming through memory-mapped pixels without keeping them resident, and shards read as one."""
 
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
+
+from datamatters.atomic import DISK_FULL, disk_full
 
 
 def release_rows(images: np.ndarray, start: int, stop: int) -> None:
     """Drop rows `start:stop` of memory-mapped pixels from this process's resident memory.
 
-    A stage streaming once through a memory-mapped `images.npy` would otherwise keep every page it
-    read resident (counted against it, though the kernel could reclaim them), so its peak would
-    grow with the dataset. The pages come back from the file if read again; arrays in ordinary
+    A stage streaming once through memory-mapped pixels would otherwise keep every page it read
+    resident (counted against it, though the kernel could reclaim them), so its peak would grow
+    with the dataset. The pages come back from the file if read again; arrays in ordinary
     memory (or tensors) are left alone.
     """
+    if isinstance(images, ShardedImages):
+        images.release(start, stop)
+        return
     if not isinstance(images, np.ndarray) or not images.flags.c_contiguous or stop <= start:
         return
     mapping = images.base
@@ -47,3 +56,108 @@ def rows_per_chunk(images: np.ndarray, chunk_bytes: int, multiple: int = 1) -> i
     (a consumer's batch size, so chunking does not change its batches); at least `multiple`."""
     rows = chunk_bytes // (int(np.prod(images.shape[1:])) * images.itemsize)
     return max(multiple, rows - rows % multiple)
+
+
+def scratch_array(shape: tuple[int, ...], directory: str | os.PathLike[str]) -> np.ndarray:
+    """A zeroed uint8 array of `shape` backed by a nameless file in `directory`, not by memory.
+
+    For a stage whose pixels pass through several steps before they are written (ingest decodes,
+    splits and corrupts them): the array lives on disk, and with `release_rows` after each chunk
+    the stage's resident memory stays bounded however many images there are. The file has no
+    name from the start, so nothing is left behind when the process ends, however it ends. Put
+    `directory` on a disk, not a memory filesystem such as a tmpfs `/tmp`.
+    """
+    size = int(np.prod(shape))
+    if not size:
+        return np.zeros(shape, dtype=np.uint8)
+    with tempfile.TemporaryFile(dir=directory) as handle:
+        try:  # claim the space now: a full disk then fails here, not as a SIGBUS mid-write
+            os.posix_fallocate(handle.fileno(), 0, size)
+        except OSError as error:
+            if error.errno in DISK_FULL:
+                raise disk_full(Path(directory)) from error
+            raise
+        return np.memmap(handle, dtype=np.uint8, mode="w+", shape=shape)
+
+
+def write_rows(handle: BinaryIO, images: np.ndarray, chunk_bytes: int) -> None:
+    """Write `images`' bytes in row order, `chunk_bytes` at a time, releasing each chunk's pages:
+    what `np.save` writes after its header, without holding a memory-mapped array resident."""
+    chunk = rows_per_chunk(images, chunk_bytes)
+    for start in range(0, len(images), chunk):
+        handle.write(np.ascontiguousarray(images[start : start + chunk]).tobytes())
+        release_rows(images, start, min(start + chunk, len(images)))
+
+
+class ShardedImages:
+    """Memory-mapped shards (each uint8 n×H×W×C) indexed as one N×H×W×C array.
+
+    Indexing behaves like NumPy's on one memory map: a row, or a slice within one shard, is a view
+    of the map; a slice across shards, a boolean mask or a list of rows comes back as an ordinary
+    array in the order asked. So every stage reads a sharded set exactly as it read one file.
+    """
+
+    dtype, itemsize = np.dtype(np.uint8), 1
+
+    def __init__(self, shards: Sequence[np.ndarray]) -> None:
+        if not shards:
+            raise ValueError("a sharded array needs at least one shard")
+        self.shards = list(shards)
+        self.starts = np.concatenate([[0], np.cumsum([len(shard) for shard in shards])])
+        self.shape = (int(self.starts[-1]), *shards[0].shape[1:])
+        self.ndim = len(self.shape)
+        self.nbytes = int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, int | np.integer):
+            row = int(key) + len(self) if key < 0 else int(key)
+            if not 0 <= row < len(self):
+                raise IndexError(f"row {key} out of range for {len(self)} rows")
+            shard = self._shard_of(np.array([row]))[0]
+            return self.shards[shard][row - self.starts[shard]]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            shard = self._shard_of(np.array([start]))[0] if start < len(self) else 0
+            if step == 1 and stop <= self.starts[shard + 1]:
+                first = self.starts[shard]
+                return self.shards[shard][start - first : max(start, stop) - first]
+            key = np.arange(start, stop, step)
+        return self._gather(np.asarray(key))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        whole = np.concatenate(self.shards)
+        return whole if dtype is None else whole.astype(dtype)
+
+    def release(self, start: int, stop: int) -> None:
+        """`release_rows` of rows `start:stop`, shard by shard."""
+        for shard, images in enumerate(self.shards):
+            low, high = max(start, self.starts[shard]), min(stop, self.starts[shard + 1])
+            if low < high:
+                release_rows(images, int(low - self.starts[shard]), int(high - self.starts[shard]))
+
+    def _shard_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.starts, rows, side="right") - 1
+
+    def _gather(self, key: np.ndarray) -> np.ndarray:
+        if not key.size:
+            key = key.astype(np.int64)
+        if key.dtype == bool:
+            if key.shape != (len(self),):
+                raise IndexError(f"a mask of {key.shape} for {len(self)} rows")
+            key = np.flatnonzero(key)
+        if key.dtype.kind not in "iu" or key.ndim != 1:
+            raise IndexError(
+                f"index rows with ints, a slice, a mask or a 1-D row list, not {key!r}"
+            )
+        rows = np.where(key < 0, key + len(self), key).astype(np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"rows outside 0..{len(self) - 1}")
+        out = np.empty((len(rows), *self.shape[1:]), dtype=np.uint8)
+        shards = self._shard_of(rows)
+        for shard in np.unique(shards):
+            at = np.flatnonzero(shards == shard)
+            out[at] = self.shards[shard][rows[at] - self.starts[shard]]
+        return out

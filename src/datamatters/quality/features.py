@@ -59,13 +59,28 @@ def grey(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(luminance(images)), 0, 255).astype(np.uint8)
 
 
-def grey_rows(images: np.ndarray, rows: np.ndarray, chunk: int | None = None) -> np.ndarray:
-    """`grey` of `images[rows]` as one uint8 R×H×W array, read a chunk at a time: a byte a pixel,
-    where the float luminance would take four."""
-    out = np.empty((len(rows), *images.shape[1:3]), dtype=np.uint8)
-    for where, pixels in _read_chunks(images, np.asarray(rows), chunk):
-        out[where] = grey(pixels)
-    return out
+class GreyRows:
+    """`grey` of `images[rows]`, computed when sliced: the hashing pass reads it a chunk at a time,
+    so no grey copy of the whole set is ever held (4 KB an image at 64×64)."""
+
+    def __init__(self, images: np.ndarray, rows: np.ndarray) -> None:
+        self.images, self.rows = images, np.asarray(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, where: slice) -> np.ndarray:
+        """uint8 R×H×W for the rows at `where`, read `CHUNK_BYTES` of pixels at a time."""
+        part = self.rows[where]
+        out = np.empty((len(part), *self.images.shape[1:3]), dtype=np.uint8)
+        for at, pixels in _read_chunks(self.images, part, None):
+            out[at] = grey(pixels)
+        return out
+
+
+def grey_rows(images: np.ndarray, rows: np.ndarray) -> GreyRows:
+    """The brightness the perceptual hashes read, a byte a pixel, as a lazy sequence of rows."""
+    return GreyRows(images, rows)
 
 
 def sharpness(grey: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import TYPE_CHECKING
 
 import cv2
 import imagehash
@@ -19,6 +20,9 @@ import numpy as np
 from PIL import Image
 
 from datamatters.parallel import map_chunks
+
+if TYPE_CHECKING:
+    from datamatters.quality.features import GreyRows
 
 HASH_BITS = 64
 HASHES = {"phash": imagehash.phash, "dhash": imagehash.dhash}
@@ -86,10 +90,12 @@ def perceptual_hashes(images: np.ndarray, method: str = "phash") -> np.ndarray:
     return np.packbits(bits.astype(np.uint8), axis=1).view(">u8").ravel().astype(np.uint64)
 
 
-def view_hashes(grey: np.ndarray, method: str = "phash") -> tuple[np.ndarray, np.ndarray]:
+def view_hashes(
+    grey: np.ndarray | GreyRows, method: str = "phash"
+) -> tuple[np.ndarray, np.ndarray]:
     """`image_views` (N×2×S×S) and their hashes (uint64 N×2) of a uint8 N×H×W brightness batch
     (`features.grey`: what `imagehash` reads, and a quarter of the float luminance's bytes to send
-    to the workers), in worker processes."""
+    to the workers), in worker processes. A lazy `GreyRows` is read one chunk per task."""
     if not len(grey):
         views = np.empty((0, len(VIEWS), CONFIRM_SIDE, CONFIRM_SIDE), np.uint8)
         return views, np.empty((0, len(VIEWS)), np.uint64)
