@@ -68,15 +68,16 @@ def measure(n: int, stages: list[str], overrides: list[str]) -> dict[str, dict[s
     folder = ["data=folder", f"data.path={work / 'images'}", "data.channels=3"]
     project = scratch_project(work / "project", [*folder, "data.image_size=64", *overrides])
     run(["dvc", "repro", stages[-1]], project)
-    commands = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     pixels = n * 64 * 64 * 3
+    # as `dvc repro` left them: the runs below write outputs DVC has not linked to its cache
+    stored = on_disk((project / "data").rglob("*.npy"))
+    cached = on_disk([*(project / "data").rglob("*.npy"), *(project / ".dvc/cache").rglob("*")])
+    commands = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     results = {}
     for stage in stages:
         seconds, kib = peak(project, commands[stage]["cmd"])
         results[stage] = {"seconds": round(seconds, 1), "peak_mib": round(kib / 1024)}
         print(f"{n:>8} {stage:<18} {seconds:>8.1f} s {kib / 1024:>8.0f} MiB peak", flush=True)
-    stored = on_disk((project / "data").rglob("*.npy"))
-    cached = on_disk([*(project / "data").rglob("*.npy"), *(project / ".dvc/cache").rglob("*")])
     results["data/"] = {
         "pixel_copies": round(stored / pixels, 2),
         "with_cache": round(cached / pixels, 2),

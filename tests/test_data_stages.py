@@ -311,6 +311,27 @@ def test_released_rows_leave_resident_memory_and_read_back_the_same(tmp_path):
     release_rows(pixels, 0, 10)  # ordinary memory: nothing to release, nothing breaks
 
 
+def test_gathering_scattered_rows_does_not_keep_the_map_resident(tmp_path):
+    """Scattered reads of a map fault in the rows' neighbours too; a gather releases them."""
+    from datamatters.data.mapped import gather, release_rows
+
+    def resident_mib() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+    pixels = np.random.default_rng(2).integers(0, 256, (4000, 64, 64, 3), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", pixels)  # 47 MiB
+    mapped = np.asarray(np.load(tmp_path / "images.npy", mmap_mode="r"))
+    rows = np.random.default_rng(3).choice(len(pixels), 400, replace=False)
+    before = resident_mib()
+    gathered = gather(mapped, rows)
+    assert resident_mib() - before < 16, "no more than the gathered rows stay resident"
+    assert np.array_equal(gathered, pixels[rows])
+    mask = np.arange(len(pixels)) % 7 == 3
+    assert np.array_equal(gather(mapped, mask), pixels[mask])
+    assert np.array_equal(gather(pixels, rows), pixels[rows]), "ordinary memory: a plain index"
+    release_rows(mapped, 0, len(mapped))
+
+
 def test_a_scratch_array_lives_on_disk_and_leaves_nothing_behind(tmp_path):
     """Ingest's decoded pixels: written, released, read back, and gone with the process's file."""
     from datamatters.data.mapped import release_rows, scratch_array

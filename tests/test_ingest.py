@@ -316,13 +316,18 @@ def test_the_real_sample_is_the_same_bytes_whatever_corruption_is_injected(tmp_p
     )
 
 
-def test_rows_reordered_in_place_match_a_fancy_index():
-    from datamatters.data.ingest import _reorder_rows
+def test_rows_partitioned_in_place_match_a_fancy_index(tmp_path, monkeypatch):
+    """Train rows first, then reference rows, each in order: in memory and on disk, in chunks."""
+    from datamatters.data import ingest as ingest_module
+    from datamatters.data.mapped import scratch_array
 
+    monkeypatch.setattr(ingest_module, "RELEASE_BYTES", 5 * 9)  # chunks of 5 rows
     rng = np.random.default_rng(0)
-    for n in (0, 1, 2, 7, 300):
-        rows = rng.integers(0, 256, size=(n, 3, 3, 1), dtype=np.uint8)
-        order = rng.permutation(n)
-        expected = rows[order]
-        _reorder_rows(rows, order)
-        assert np.array_equal(rows, expected)
+    for n, scratch in ((0, None), (1, None), (2, tmp_path), (7, None), (300, tmp_path)):
+        pixels = rng.integers(0, 256, size=(n, 3, 3, 1), dtype=np.uint8)
+        is_reference = rng.random(n) < 0.3
+        order = np.concatenate([np.flatnonzero(~is_reference), np.flatnonzero(is_reference)])
+        rows = pixels.copy() if scratch is None else scratch_array(pixels.shape, scratch)
+        rows[:] = pixels
+        ingest_module._partition_rows(rows, is_reference, scratch)
+        assert np.array_equal(rows, pixels[order]), (n, scratch)

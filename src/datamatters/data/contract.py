@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from datamatters.atomic import atomic_path
-from datamatters.data.mapped import ShardedImages, write_rows
+from datamatters.data.mapped import ShardedImages, gather, write_rows
 from datamatters.errors import InputError
 from datamatters.pipeline import rerun_fix
 
@@ -58,7 +58,8 @@ class StageData:
         """The rows where `mask` holds, images, manifest and origin kept aligned."""
         mask = np.asarray(mask, dtype=bool)
         origin = self.origin and PixelOrigin(self.origin.directory, self.origin.rows[mask])
-        return StageData(self.images[mask], self.manifest[mask].reset_index(drop=True), origin)
+        images = gather(self.images, mask)
+        return StageData(images, self.manifest[mask].reset_index(drop=True), origin)
 
     def with_manifest(self, manifest: pd.DataFrame) -> StageData:
         """The same pixels (and origin) under a stage's new decision columns."""
@@ -197,7 +198,8 @@ def read_stage_data(path: str | Path, columns: Iterable[str] = BASE_COLUMNS) -> 
         if len(rows) and (rows.min() < 0 or rows.max() >= len(images)):
             raise InputError(path / MANIFEST, f"{PIXEL_ROW} outside {directory / IMAGES}", rerun)
     identity = len(rows) == len(images) and np.array_equal(rows, np.arange(len(images)))
-    data = StageData(images if identity else images[rows], manifest, PixelOrigin(directory, rows))
+    pixels = images if identity else gather(images, rows)
+    data = StageData(pixels, manifest, PixelOrigin(directory, rows))
     if problem := contract_problem(data):
         raise InputError(path, problem, rerun)
     missing = [c for c in columns if c not in manifest.columns]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.decode import Decoded, DecodeError, decode
-from datamatters.data.mapped import release_rows, rows_per_chunk, scratch_array
+from datamatters.data.mapped import gather, release_rows, rows_per_chunk, scratch_array
 from datamatters.data.sources import SourceItem
 from datamatters.errors import InputError
 from datamatters.parallel import map_chunks
@@ -27,7 +27,7 @@ log = logging.getLogger("datamatters")
 
 TRAIN, REFERENCE = "train", "reference"
 PROGRESS_EVERY = 1000
-RELEASE_BYTES = 16 * 2**20  # pixels moved between releases of the scratch array's pages
+RELEASE_BYTES = 16 * 2**20  # pixels moved at a time between releases of the scratch's pages
 
 
 @dataclass
@@ -76,7 +76,7 @@ def ingest(
     manifest["split"] = _assign_split(manifest, reference_fraction, seed)
     is_reference = (manifest["split"] == REFERENCE).to_numpy()
     order = np.concatenate([np.flatnonzero(~is_reference), np.flatnonzero(is_reference)])
-    _reorder_rows(pixels, order)
+    _partition_rows(pixels, is_reference, scratch)
     manifest = manifest.iloc[order].reset_index(drop=True)
     cut = int((~is_reference).sum())
     return IngestResult(
@@ -85,26 +85,33 @@ def ingest(
     )
 
 
-def _reorder_rows(rows: np.ndarray, order: np.ndarray) -> None:
-    """`rows[i] = rows[order[i]]` for every i at once, in place, one row of scratch: so the train
-    pool and the reference split are two views of the decoded pixels, not two more copies. On a
-    memory-mapped array the pages moved are released as it goes."""
-    placed = np.zeros(len(order), dtype=bool)
-    release_every, moved = rows_per_chunk(rows, RELEASE_BYTES), 0
-    for start in range(len(order)):
-        if placed[start]:
-            continue
-        held, here = rows[start].copy(), start
-        while order[here] != start:
-            rows[here] = rows[order[here]]
-            placed[here] = True
-            here = order[here]
-            moved += 1
-            if moved % release_every == 0:
-                release_rows(rows, 0, len(rows))
-        rows[here] = held
-        placed[here] = True
-    release_rows(rows, 0, len(rows))
+def _partition_rows(
+    rows: np.ndarray, is_reference: np.ndarray, scratch: str | os.PathLike[str] | None
+) -> None:
+    """Reorder `rows` in place to the train rows, then the reference rows, each side in its
+    original order: so the two splits are two views of the decoded pixels, not two more copies.
+
+    One forward pass, a chunk at a time: a train row only ever moves to a lower row, and the
+    reference rows wait in a scratch array of their own until the train rows are in place. The
+    reads are in order, so a memory-mapped array's pages are released as it goes; random moves
+    would fault in neighbouring pages with every row and keep the whole file resident.
+    """
+    shape = (int(is_reference.sum()), *rows.shape[1:])
+    held = np.empty(shape, np.uint8) if scratch is None else scratch_array(shape, scratch)
+    chunk = rows_per_chunk(rows, RELEASE_BYTES)
+    placed = waiting = 0
+    for start in range(0, len(rows), chunk):
+        block, side = np.array(rows[start : start + chunk]), is_reference[start : start + chunk]
+        rows[placed : placed + int((~side).sum())] = block[~side]
+        held[waiting : waiting + int(side.sum())] = block[side]
+        release_rows(rows, placed, start + len(block))
+        release_rows(held, waiting, waiting + int(side.sum()))
+        placed, waiting = placed + int((~side).sum()), waiting + int(side.sum())
+    for start in range(0, len(held), chunk):
+        part = held[start : start + chunk]
+        rows[placed + start : placed + start + len(part)] = part
+        release_rows(rows, placed + start, placed + start + len(part))
+        release_rows(held, start, start + len(part))
 
 
 def real_sample(train: StageData, count: int, seed: int) -> StageData:
@@ -120,7 +127,8 @@ def real_sample(train: StageData, count: int, seed: int) -> StageData:
     decodable = np.flatnonzero(train.manifest["decode_error"].isna().to_numpy())
     count = min(count, len(decodable))
     chosen = np.random.default_rng(seed).choice(decodable, count, replace=False)
-    return StageData(train.images[chosen], train.manifest.iloc[chosen].reset_index(drop=True))
+    pixels = gather(train.images, chosen)
+    return StageData(pixels, train.manifest.iloc[chosen].reset_index(drop=True))
 
 
 def balanced_head(items: list[SourceItem], limit: int) -> list[SourceItem]:
