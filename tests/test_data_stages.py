@@ -58,6 +58,11 @@ def tiny_pool(n: int = 12) -> StageData:
     return StageData(images, manifest)
 
 
+def resident_mib() -> float:
+    """This process's resident memory."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+
 def default_checks():
     return {
         "undecodable": Undecodable(),
@@ -296,9 +301,6 @@ def test_released_rows_leave_resident_memory_and_read_back_the_same(tmp_path):
     """Streaming once through memory-mapped pixels must not keep them all resident."""
     from datamatters.data.mapped import release_rows
 
-    def resident_mib() -> float:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
-
     pixels = np.random.default_rng(0).integers(0, 256, (2000, 64, 64, 3), dtype=np.uint8)
     np.save(tmp_path / "images.npy", pixels)  # 23 MiB
     mapped = np.asarray(np.load(tmp_path / "images.npy", mmap_mode="r"))
@@ -314,9 +316,6 @@ def test_released_rows_leave_resident_memory_and_read_back_the_same(tmp_path):
 def test_gathering_scattered_rows_does_not_keep_the_map_resident(tmp_path):
     """Scattered reads of a map fault in the rows' neighbours too; a gather releases them."""
     from datamatters.data.mapped import gather, release_rows
-
-    def resident_mib() -> float:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
 
     pixels = np.random.default_rng(2).integers(0, 256, (4000, 64, 64, 3), dtype=np.uint8)
     np.save(tmp_path / "images.npy", pixels)  # 47 MiB
@@ -335,9 +334,6 @@ def test_gathering_scattered_rows_does_not_keep_the_map_resident(tmp_path):
 def test_a_scratch_array_lives_on_disk_and_leaves_nothing_behind(tmp_path):
     """Ingest's decoded pixels: written, released, read back, and gone with the process's file."""
     from datamatters.data.mapped import release_rows, scratch_array
-
-    def resident_mib() -> float:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
 
     pixels = np.random.default_rng(1).integers(0, 256, (2000, 64, 64, 3), dtype=np.uint8)
     before = resident_mib()
