@@ -1,11 +1,12 @@
-"""DVC stage `augment`: materialise the training set from the kept, labeled rows."""
+"""DVC stage `augment`: the training set, the kept labeled rows (pointed at, not copied) and
+their augmented copies (materialised)."""
 
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 from hydra.utils import instantiate
 
 from datamatters.atomic import write_json
-from datamatters.augment.materialise import materialise
-from datamatters.data.contract import kept_mask, read_stage_data, write_stage_chunks
+from datamatters.augment.materialise import augmented_copies, originals
+from datamatters.data.contract import PixelOrigin, kept_mask, read_stage_data, write_stage_chunks
 from datamatters.errors import InputError
 from datamatters.stage import load_params, log, parse_paths, run_stage
 
@@ -27,9 +28,13 @@ def main() -> None:
             "no rows are kept, so there is nothing to train on",
             "check metrics/quality.json for what was dropped and relax those checks",
         )
-    count = int(keep.sum()) * (augment.copies + 1)
-    chunks = materialise(data, keep, instantiate(augment.pipeline), augment.copies)
-    manifest = write_stage_chunks(args.output, chunks, count, data.images.shape[1:])
+    kept = (
+        PixelOrigin(data.origin.directory, data.origin.rows[keep]),
+        originals(data.manifest, keep),
+    )
+    copies = augmented_copies(data, keep, instantiate(augment.pipeline), augment.copies)
+    count = int(keep.sum()) * augment.copies
+    manifest = write_stage_chunks(args.output, copies, count, data.images.shape[1:], kept)
     report = {
         "training_images": len(manifest),
         "originals": int((~manifest["augmented"]).sum()),

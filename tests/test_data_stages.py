@@ -18,9 +18,10 @@ from omegaconf import OmegaConf
 
 from conftest import compose_config
 from datamatters.augment import materialise as materialise_module
-from datamatters.augment.materialise import materialise
+from datamatters.augment.materialise import augmented_copies, originals
 from datamatters.data import contract
 from datamatters.data.contract import (
+    PixelOrigin,
     StageData,
     kept_mask,
     kept_rows,
@@ -29,7 +30,7 @@ from datamatters.data.contract import (
     write_stage_data,
 )
 from datamatters.data.dataset import ImageArrayDataset
-from datamatters.data.mapped import ShardedImages
+from datamatters.data.mapped import RowsOf, ShardedImages
 from datamatters.errors import InputError
 from datamatters.labeling.labels import AuditSummary, carry_labels
 from datamatters.labeling.report import label_report
@@ -115,9 +116,44 @@ def test_labels_are_carried_with_provenance_and_checked():
 
 
 def training_set(data: StageData, pipeline, copies: int) -> StageData:
-    chunks = list(materialise(data, kept_mask(data.manifest), pipeline, copies))
-    images = np.concatenate([chunk.images for chunk in chunks])
-    return StageData(images, pd.concat([chunk.manifest for chunk in chunks], ignore_index=True))
+    """The training set `augment` writes, built whole in memory."""
+    keep = kept_mask(data.manifest)
+    chunks = list(augmented_copies(data, keep, pipeline, copies))
+    images = np.concatenate([np.asarray(data.images)[keep], *(chunk.images for chunk in chunks)])
+    manifests = [originals(data.manifest, keep), *(chunk.manifest for chunk in chunks)]
+    return StageData(images, pd.concat(manifests, ignore_index=True))
+
+
+def written_training_set(folder: Path, labeled: StageData, pipeline, copies: int) -> StageData:
+    """The training set as the augment stage writes it, read back."""
+    keep = kept_mask(labeled.manifest)
+    kept = PixelOrigin(labeled.origin.directory, labeled.origin.rows[keep])
+    chunks = augmented_copies(labeled, keep, pipeline, copies)
+    shape, count = labeled.images.shape[1:], int(keep.sum()) * copies
+    write_stage_chunks(folder, chunks, count, shape, (kept, originals(labeled.manifest, keep)))
+    return read_stage_data(folder)
+
+
+def test_the_training_set_points_at_its_originals_and_holds_only_its_copies(tmp_path):
+    write_stage_data(tmp_path / "raw", tiny_pool())
+    assessed, _ = assess(read_stage_data(tmp_path / "raw"), default_checks())
+    write_stage_data(tmp_path / "labeled", carry_labels(assessed, None, "x"), pixels=False)
+    labeled = read_stage_data(tmp_path / "labeled")
+    pipeline = compose_config("augment=light").augment.pipeline
+    back = written_training_set(tmp_path / "augmented", labeled, instantiate(pipeline), copies=2)
+    whole = training_set(labeled, instantiate(pipeline), copies=2)
+    assert isinstance(back.images, RowsOf) and len(back.images) == 27
+    assert np.array_equal(np.asarray(back.images), whole.images)
+    assert np.array_equal(back.images[[26, 0, 9]], whole.images[[26, 0, 9]])
+    assert np.array_equal(back.images[3], whole.images[3]) and back.manifest.equals(whole.manifest)
+    own = np.load(tmp_path / "augmented/images/000000.npy")
+    assert np.array_equal(own, whole.images[9:]), "its own pixels are the copies alone"
+    assert json.loads((tmp_path / "augmented/pixels.json").read_text()) == {"directory": "raw"}
+    served = ImageArrayDataset(back.images, np.zeros(27, int))
+    assert torch.equal(served[20][0], ImageArrayDataset(whole.images, np.zeros(27, int))[20][0])
+    none = written_training_set(tmp_path / "plain", labeled, instantiate(pipeline), copies=0)
+    assert not (tmp_path / "plain/images").exists() and len(none.images) == 9
+    assert np.array_equal(np.asarray(none.images), whole.images[:9])
 
 
 def test_augment_materialises_kept_rows_deterministically(monkeypatch):

@@ -57,13 +57,14 @@ def test_repro_runs_every_stage_and_writes_metrics(project, reproduced):
 
 
 def test_deciding_stages_store_no_pixels_and_readers_depend_on_the_pixels(project):
-    """reference_quality, quality and labeling point at ingest's pixels; a stage reading one of
-    their outputs must list the pointed directory too, or DVC would neither re-run it when the
-    pixels change nor pull them for it."""
+    """reference_quality, quality and labeling point at ingest's pixels, and augment at the
+    originals it keeps; a stage reading one of their outputs must list the pointed directory
+    too, or DVC would neither re-run it when the pixels change nor pull them for it."""
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     pointers = sorted(p.parent.name for p in (project / "data").glob("*/pixels.json"))
-    assert pointers == ["labeled", "quality", "reference"]
-    assert not any((project / "data" / name / "images").exists() for name in pointers)
+    assert pointers == ["augmented", "labeled", "quality", "reference"]
+    holding = sorted(p.parent.parent.name for p in (project / "data").glob("*/images"))
+    assert holding == ["augmented", "raw", "raw_reference", "real_sample"]
     for name, stage in stages.items():
         for dep in stage.get("deps", []):
             pointer = project / dep / "pixels.json"

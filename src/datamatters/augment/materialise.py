@@ -1,4 +1,7 @@
-"""Build the training set: kept rows, plus `copies` augmented versions of each, materialised once.
+"""Build the training set: kept rows, plus `copies` augmented versions of each.
+
+The kept rows stay where they are (the training set points at them); only the augmented copies
+are new pixels, materialised once.
 
 Offline augmentation is seeded and written to disk so the exact pixels a model saw are versioned.
 Augmentation that must see real and fake images alike (DiffAugment) belongs to the model instead.
@@ -10,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import pandas as pd
 
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.mapped import read_chunks, rows_per_chunk
@@ -21,29 +25,33 @@ CARRIED_COLUMNS = ("id", "source", "label", "sha256", "split", "label_source")
 CHUNK_BYTES = 16 * 2**20  # pixels read (and written) at a time
 
 
-def materialise(
+def originals(manifest: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The training set's first rows: the kept rows as they are. Their pixels are not copied;
+    the training set points at them (`write_stage_chunks(pointing=...)`)."""
+    return (
+        manifest.loc[keep, list(CARRIED_COLUMNS)]
+        .reset_index(drop=True)
+        .assign(parent_id=lambda m: m["id"], augmented=False)
+    )
+
+
+def augmented_copies(
     data: StageData, keep: np.ndarray, pipeline: Transform, copies: int
 ) -> Iterator[StageData]:
-    """The rows of `data` where `keep` holds, then `copies` augmented passes over them, in that
-    order, a chunk at a time: `write_stage_chunks` writes them as they come, so neither the
-    kept images nor the training set is ever whole in memory.
+    """`copies` augmented passes over the rows of `data` where `keep` holds, in that order, a
+    chunk at a time: `write_stage_chunks` writes them as they come, so neither the kept images
+    nor the copies are ever whole in memory.
 
     The passes draw from the augmentation's random state in the same order whatever the chunk
     size, so the set is the same as one built in memory.
     """
     rows = np.flatnonzero(keep)
-    originals = (
-        data.manifest.loc[keep, list(CARRIED_COLUMNS)]
-        .reset_index(drop=True)
-        .assign(parent_id=lambda m: m["id"], augmented=False)
-    )
+    kept = originals(data.manifest, keep)
     chunk = rows_per_chunk(data.images, CHUNK_BYTES)
-    for where, pixels in read_chunks(data.images, rows, chunk):
-        yield StageData(pixels, originals.iloc[where].reset_index(drop=True))
     for copy in range(1, copies + 1):
         for where, pixels in read_chunks(data.images, rows, chunk):
             augmented = np.stack([_apply(pipeline, image) for image in pixels])
-            part = originals.iloc[where]
+            part = kept.iloc[where]
             manifest = part.assign(
                 id=part["id"] + f"-aug{copy}",
                 sha256=[pixel_sha256(image) for image in augmented],

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from datamatters.atomic import atomic_path
-from datamatters.data.mapped import ShardedImages, gather, write_rows
+from datamatters.data.mapped import RowsOf, ShardedImages, gather, write_rows
 from datamatters.errors import InputError
 from datamatters.pipeline import rerun_fix
 
@@ -110,27 +110,51 @@ def write_stage_data(path: str | Path, data: StageData, pixels: bool = True) -> 
 
 
 def write_stage_chunks(
-    path: str | Path, chunks: Iterable[StageData], count: int, image_shape: tuple[int, ...]
+    path: str | Path,
+    chunks: Iterable[StageData],
+    count: int,
+    image_shape: tuple[int, ...],
+    pointing: tuple[PixelOrigin, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Write a stage directory whose rows arrive in chunks, so its pixels are never all in
     memory; the files are byte for byte what `write_stage_data` writes for the same rows.
-    Returns the manifest (small: one row per image)."""
-    if count < 1:
+
+    `pointing` (where some rows' pixels already are, and those rows' manifest) puts those rows
+    first without copying them: the directory then points at the sibling that holds them and
+    its own shards hold only the rows from `chunks` (the training set: kept originals, then
+    their augmented copies). Returns the manifest (small: one row per image)."""
+    if count < 1 and pointing is None:
         raise ValueError(f"{path}: a stage directory written in chunks needs rows, got {count}")
-    manifests = []
+    manifests = [] if pointing is None else [pointing[1]]
     with atomic_path(path) as tmp:
         tmp.mkdir()
-        with ShardWriter(tmp / IMAGES, count, image_shape) as shards:
-            for chunk in chunks:
-                if problem := contract_problem(chunk):
-                    raise ValueError(problem)
-                if chunk.images.shape[1:] != tuple(image_shape):
-                    raise ValueError(f"chunk of {chunk.images.shape[1:]} images, not {image_shape}")
-                shards.write(chunk.images)
-                manifests.append(chunk.manifest)
+        if count:
+            with ShardWriter(tmp / IMAGES, count, image_shape) as shards:
+                for chunk in chunks:
+                    if problem := contract_problem(chunk):
+                        raise ValueError(problem)
+                    if chunk.images.shape[1:] != tuple(image_shape):
+                        shape = chunk.images.shape[1:]
+                        raise ValueError(f"chunk of {shape} images, not {image_shape}")
+                    shards.write(chunk.images)
+                    manifests.append(chunk.manifest)
         manifest = pd.concat(manifests, ignore_index=True)
-        manifest.to_parquet(tmp / MANIFEST, index=False)
+        stored = manifest
+        if pointing is not None:
+            stored = manifest.assign(**{PIXEL_ROW: _rows_after(pointing[0], path, count)})
+            pointer = json.dumps({"directory": pointing[0].directory.name}) + "\n"
+            (tmp / POINTER).write_text(pointer, encoding="utf-8")
+        stored.to_parquet(tmp / MANIFEST, index=False)
     return manifest
+
+
+def _rows_after(origin: PixelOrigin, path: str | Path, count: int) -> np.ndarray:
+    """Pixel rows of a directory that points at `origin` and holds `count` rows of its own: the
+    pointed rows, then its own, numbered after every row of the pointed directory."""
+    if _parent(origin.directory) != _parent(path):
+        raise ValueError(f"{path} must sit beside {origin.directory}, which holds its pixels")
+    pointed = sum(len(shard) for shard in _read_shards(origin.directory / IMAGES, ""))
+    return np.concatenate([origin.rows, pointed + np.arange(count)])
 
 
 class ShardWriter:
@@ -187,7 +211,11 @@ def read_stage_data(path: str | Path, columns: Iterable[str] = BASE_COLUMNS) -> 
         directory = path
     else:
         raise InputError(path / IMAGES, "missing", rerun)
-    images = _read_shards(directory / IMAGES, rerun_fix(directory))
+    shards = _read_shards(directory / IMAGES, rerun_fix(directory))
+    own = directory != path and (path / IMAGES).is_dir()  # its own rows after the pointed ones
+    if own:
+        shards += _read_shards(path / IMAGES, rerun)
+    images = np.asarray(shards[0]) if len(shards) == 1 else ShardedImages(shards)
     try:
         manifest = pd.read_parquet(path / MANIFEST)
     except (ValueError, OSError) as err:
@@ -198,8 +226,8 @@ def read_stage_data(path: str | Path, columns: Iterable[str] = BASE_COLUMNS) -> 
         if len(rows) and (rows.min() < 0 or rows.max() >= len(images)):
             raise InputError(path / MANIFEST, f"{PIXEL_ROW} outside {directory / IMAGES}", rerun)
     identity = len(rows) == len(images) and np.array_equal(rows, np.arange(len(images)))
-    pixels = images if identity else gather(images, rows)
-    data = StageData(pixels, manifest, PixelOrigin(directory, rows))
+    pixels = images if identity else RowsOf(images, rows)
+    data = StageData(pixels, manifest, None if own else PixelOrigin(directory, rows))
     if problem := contract_problem(data):
         raise InputError(path, problem, rerun)
     missing = [c for c in columns if c not in manifest.columns]
@@ -208,8 +236,8 @@ def read_stage_data(path: str | Path, columns: Iterable[str] = BASE_COLUMNS) -> 
     return data
 
 
-def _read_shards(folder: Path, rerun: str) -> np.ndarray | ShardedImages:
-    """The shards of `folder`, memory-mapped; one shard (every small set) is its plain map."""
+def _read_shards(folder: Path, rerun: str) -> list[np.ndarray]:
+    """The shards of `folder`, memory-mapped, in order."""
     names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     expected = [f"{k:06d}.npy" for k in range(len(names))]
     if not names or names != expected:
@@ -221,7 +249,7 @@ def _read_shards(folder: Path, rerun: str) -> np.ndarray | ShardedImages:
         raise InputError(folder, f"unreadable ({err})", rerun) from err
     if any(s.dtype != np.uint8 or s.shape[1:] != shards[0].shape[1:] for s in shards):
         raise InputError(folder, "shards of different image shapes or types", rerun)
-    return np.asarray(shards[0]) if len(shards) == 1 else ShardedImages(shards)
+    return shards
 
 
 def _parent(path: str | Path) -> Path:

@@ -24,7 +24,7 @@ def release_rows(images: np.ndarray, start: int, stop: int) -> None:
     with the dataset. The pages come back from the file if read again; arrays in ordinary
     memory (or tensors) are left alone.
     """
-    if isinstance(images, ShardedImages):
+    if isinstance(images, ShardedImages | RowsOf):
         images.release(start, stop)
         return
     mapping = _mapping(images)
@@ -45,6 +45,8 @@ def gather(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
     1,000 random 12 KB rows of a 469 MB map left 370 MB of it resident, the kernel mapping the
     cached neighbours of every row read.
     """
+    if isinstance(images, RowsOf):
+        return gather(images.images, images.rows[rows])
     if not isinstance(images, ShardedImages) and _mapping(images) is None:
         return images[rows]
     rows = np.asarray(rows)
@@ -186,3 +188,35 @@ class ShardedImages:
             at = np.flatnonzero(shards == shard)
             out[at] = self.shards[shard][rows[at] - self.starts[shard]]
         return out
+
+
+class RowsOf:
+    """The rows `rows` of `images` (a memory map or shards), indexed as one array and read only
+    when asked for: so a set whose manifest points at rows elsewhere (the training set: kept
+    originals in `data/raw`, then its own augmented copies) is never gathered whole in memory.
+    """
+
+    dtype, itemsize = np.dtype(np.uint8), 1
+
+    def __init__(self, images: np.ndarray | ShardedImages, rows: np.ndarray) -> None:
+        self.images, self.rows = images, np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.rows), *images.shape[1:])
+        self.ndim = len(self.shape)
+        self.nbytes = int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        picked = self.rows[key]  # a row, a slice, a mask or a row list: NumPy's own rules
+        if np.ndim(picked) == 0:
+            return self.images[int(picked)]
+        return gather(self.images, picked)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        whole = gather(self.images, self.rows)
+        return whole if dtype is None else whole.astype(dtype)
+
+    def release(self, start: int, stop: int) -> None:
+        """The rows are scattered in `images`: release all of its pages."""
+        release_rows(self.images, 0, len(self.images))
