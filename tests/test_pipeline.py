@@ -63,7 +63,7 @@ def test_deciding_stages_store_no_pixels_and_readers_depend_on_the_pixels(projec
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     pointers = sorted(p.parent.name for p in (project / "data").glob("*/pixels.json"))
     assert pointers == ["augmented", "labeled", "quality", "reference"]
-    holding = sorted(p.parent.parent.name for p in (project / "data").glob("*/images"))
+    holding = sorted(p.parent.name for p in (project / "data").glob("*/images"))
     assert holding == ["augmented", "raw", "raw_reference", "real_sample"]
     for name, stage in stages.items():
         for dep in stage.get("deps", []):

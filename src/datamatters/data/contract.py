@@ -1,14 +1,16 @@
 """The data contract between stages: a directory with `manifest.parquet` and the rows' pixels.
 
-`manifest.parquet` has one row per image. A stage that makes pixels (ingest, augment) writes them
-beside it in `images/`, uint8 N×H×W×C in the manifest's order, cut into `.npy` shards of at most
+`manifest.parquet` has one row per image. A stage that makes pixels writes them beside it in
+`images/`, uint8 N×H×W×C in the manifest's order, cut into `.npy` shards of at most
 `SHARD_BYTES` (`000000.npy`, `000001.npy`, ...; row r is in shard r // rows-per-shard), each
 memory-mapped when read. DVC caches every shard as its own file, so a dataset in which a few
 images changed shares its other shards with the previous version in the cache and on a remote.
 A stage that only decides (reference_quality, quality, labeling) writes no pixels: its
 `pixels.json` names the sibling directory that holds them and its manifest's `pixel_row` says
-which row, so the pixels are stored once however many stages judge them. Readers never see the
-difference. Rows are never silently dropped: a removed image keeps its row and says why.
+which row, so the pixels are stored once however many stages judge them. A directory may do
+both (the training set: it points at the kept originals and holds its augmented copies, whose
+rows are numbered after the pointed directory's). Readers never see the difference. Rows are
+never silently dropped: a removed image keeps its row and says why.
 """
 
 from __future__ import annotations
