@@ -3,7 +3,8 @@
     python benchmarks/trace_snapshot.py OUT   # at two commits, then: diff -r OUT_A OUT_B
 
 A refactor of `trace/` should leave every file identical: the reports (markdown and PNG), the
-`datamatters exps` text and CSV, and the lineage summary, for a sweep like the test suite's, a
+`datamatters exps` text and CSV, and the lineage summary, for the trace tests' sweep
+(`tests/trace_fixtures.py`), a
 larger synthetic set (two numeric axes, 1-3 seeds, missing values, several checks), the flow's
 GPU sweep (`reports/flow-gpu/results.json` against this checkout's `params.yaml`), and a set
 whose seeds agree exactly (zero noise). Needs no DVC repository.
@@ -29,44 +30,15 @@ from datamatters.trace.model import build_report
 from datamatters.trace.overview import overview_rows, render, render_csv
 from datamatters.trace.report import write_trace
 
-OUT = Path(sys.argv[1])
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from trace_fixtures import DEFAULTS, experiment, small_sweep  # noqa: E402 - the tests' sweep
+
+OUT = Path(sys.argv[1])
 QUALITY, LABELING, AUGMENT, EVALUATE, REAL_FLOOR = (
     metrics_file(s) for s in ("quality", "labeling", "augment", "evaluate", "real_floor")
 )
 TRAINING_SET, CHECKPOINT = outputs("augment")[0], outputs("train")[0]
-DEFAULTS = {"ingest.corrupt.mixed": 0.0, "quality.enabled": True, "labeling.audit.enabled": True}
-
-
-def experiment(name, mixed, filters, seed, fid, **extra):
-    params = {
-        "ingest.corrupt.mixed": mixed,
-        "quality.enabled": filters,
-        "labeling.audit.enabled": filters,
-        "train.seed": seed,
-        **extra,
-    }
-    metrics = {
-        EVALUATE: {
-            "fid_judge_1k": fid,
-            "fid_judge_1k_ci95_low": fid - 2,
-            "fid_judge_1k_ci95_high": fid + 2,
-        },
-        QUALITY: {"kept_fraction": 0.9, "blur_flagged": 3},
-        REAL_FLOOR: {"fid_judge_1k": 3.3, "fid_judge_1k_ci95_low": 3.0},
-    }
-    training_set = f"{mixed}{filters}".replace(".", "").ljust(32, "0")
-    outs = {TRAINING_SET: f"{training_set}.dir", CHECKPOINT: "ab" * 16}
-    return Experiment(name, f"{seed}" * 40, "c" * 40, "2026-11-28T20:00:00", params, metrics, outs)
-
-
-def sweep():
-    fids = {(0.0, True): 50, (0.0, False): 51, (0.3, True): 60, (0.3, False): 100}
-    return [
-        experiment(f"sweep-{2 * i + seed + 1}", mixed, filters, seed, fid + (1.0 if seed else -1.0))
-        for i, ((mixed, filters), fid) in enumerate(fids.items())
-        for seed in (0, 1)
-    ]
 
 
 def scored(exps):
@@ -188,7 +160,7 @@ def flow_gpu():
 
 
 def main() -> None:
-    s = sweep()
+    s = small_sweep()
     everything("sweep", s, ["sweep"], DEFAULTS)
     everything("sweep-scores", scored(s), ["sweep"], DEFAULTS)
     everything(
