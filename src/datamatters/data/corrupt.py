@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from datamatters.data.contract import StageData, pixel_sha256
+from datamatters.data.contract import WRITE_CHUNK_BYTES, StageData, pixel_sha256
 from datamatters.data.decode import DecodeError, decode
 from datamatters.data.mapped import release_rows, rows_per_chunk, scratch_array
 from datamatters.data.sources import EncodedImage, SourceItem
@@ -141,7 +141,7 @@ def _editable_copy(
     rows), in memory or, with `scratch`, on disk a chunk at a time."""
     shape = (rows, *pixels.shape[1:])
     out = np.zeros(shape, np.uint8) if scratch is None else scratch_array(shape, scratch)
-    chunk = rows_per_chunk(pixels, 16 * 2**20)
+    chunk = rows_per_chunk(pixels, WRITE_CHUNK_BYTES)
     for start in range(0, len(pixels), chunk):
         stop = min(start + chunk, len(pixels))
         out[start:stop] = pixels[start:stop]

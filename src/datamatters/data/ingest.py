@@ -102,11 +102,13 @@ def _partition_rows(
     placed = waiting = 0
     for start in range(0, len(rows), chunk):
         block, side = np.array(rows[start : start + chunk]), is_reference[start : start + chunk]
-        rows[placed : placed + int((~side).sum())] = block[~side]
-        held[waiting : waiting + int(side.sum())] = block[side]
+        to_hold = int(side.sum())
+        to_place = len(block) - to_hold
+        rows[placed : placed + to_place] = block[~side]
+        held[waiting : waiting + to_hold] = block[side]
         release_rows(rows, placed, start + len(block))
-        release_rows(held, waiting, waiting + int(side.sum()))
-        placed, waiting = placed + int((~side).sum()), waiting + int(side.sum())
+        release_rows(held, waiting, waiting + to_hold)
+        placed, waiting = placed + to_place, waiting + to_hold
     for start in range(0, len(held), chunk):
         part = held[start : start + chunk]
         rows[placed + start : placed + start + len(part)] = part
