@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
+from scipy import ndimage
 
 from datamatters.data.contract import StageData, pixel_sha256
 from datamatters.data.ingest import ingest
@@ -31,7 +32,8 @@ from datamatters.quality.checks import (
 )
 from datamatters.quality.duplicates import ExactDuplicates, NearDuplicates, ReferenceLeak
 from datamatters.quality.near_duplicates import neighbours
-from datamatters.quality.near_duplicates.groups import group_roots
+from datamatters.quality.near_duplicates.canonical_hash import view_hashes
+from datamatters.quality.near_duplicates.groups import find_near_duplicates, group_roots
 from datamatters.quality.near_duplicates.neighbours import neighbour_pairs
 from datamatters.quality.outliers import Outliers
 
@@ -505,13 +507,36 @@ def test_neighbour_pairs_are_each_rows_k_nearest(k):
     assert len(found) <= k * len(rows), "at most k candidates per row: O(N·k)"
 
 
-def test_neighbour_pairs_across_two_sets_only_straddle():
+def test_neighbour_pairs_with_a_base_pair_each_row_with_its_nearest_base_rows():
     rows = unit_rows(600, 24, seed=0)
-    found = neighbour_pairs(rows, 5, across=200)
-    assert ((found[:, 0] < 200) & (found[:, 1] >= 200)).all()
-    per_query = np.bincount(found[:, 1], minlength=600)[200:]
-    assert (per_query == 5).all(), "each row of the second set meets its 5 nearest of the first"
-    assert len(neighbour_pairs(rows, 5, across=0)) == len(neighbour_pairs(rows, 5, across=600)) == 0
+    base, queries = rows[:200], rows[200:]
+    found = neighbour_pairs(queries, 5, base)
+    assert set(map(tuple, found.tolist())) == {
+        (int(b), q) for q, row in enumerate(queries) for b in np.argsort(-(base @ row))[:5]
+    }, "each row is paired with its 5 nearest base rows, as (base row, row)"
+    assert len(neighbour_pairs(queries, 5, base[:0])) == 0
+    assert len(neighbour_pairs(queries[:0], 5, base)) == 0
+
+
+def test_neighbour_search_in_blocks_keeps_every_admitted_pair(monkeypatch):
+    """Searched a block at a time, with the admission test applied per block, the pairs are
+    those of one search of every row, admitted afterwards: the blocks change memory, not
+    results (the exact and the graph index both)."""
+    rows = unit_rows(3000, 24, seed=1)
+    admit = lambda pairs: (pairs.sum(axis=1) % 3) == 0  # noqa: E731
+    for exact_up_to in (20_000, 100):
+        monkeypatch.setattr(neighbours, "EXACT_UP_TO", exact_up_to)
+        whole = neighbour_pairs(rows, 8)
+        monkeypatch.setattr(neighbours, "QUERY_BLOCK", 256)
+        blocked = neighbour_pairs(rows, 8, admit=admit)
+        monkeypatch.setattr(neighbours, "QUERY_BLOCK", 16_384)
+        np.testing.assert_array_equal(blocked, whole[admit(whole)])
+
+
+def test_query_blocks_are_cut_at_faiss_tiles_with_no_short_last_block():
+    assert neighbours.query_blocks(10) == [(0, 10)]
+    assert neighbours.query_blocks(16_384 + 100) == [(0, 16_484)]
+    assert neighbours.query_blocks(40_000) == [(0, 16_384), (16_384, 32_768), (32_768, 40_000)]
 
 
 def test_graph_index_past_the_exact_size_finds_planted_copies_and_repeats(monkeypatch):
@@ -542,3 +567,17 @@ def test_group_roots_are_the_smallest_row_of_each_connected_group():
     assert np.array_equal(group_roots(300, pairs), expected)
     assert np.array_equal(group_roots(3, np.empty((0, 2), dtype=np.int64)), [0, 1, 2])
     assert group_roots(0, np.empty((0, 2), dtype=np.int64)).shape == (0,)
+
+
+def test_near_duplicate_search_over_chosen_rows_reads_them_in_place():
+    """`rows` searches a selection without copying it: the same matches as a search of a copy."""
+    rng = np.random.default_rng(5)
+    images = ndimage.gaussian_filter(rng.uniform(0, 255, (300, 32, 32)), (0, 2, 2))
+    images[250:] = np.roll(images[:50], 1, axis=2) + rng.normal(0, 1, (50, 32, 32))
+    views, codes = view_hashes(np.clip(images, 0, 255).astype(np.uint8))
+    rows = np.sort(rng.choice(300, 240, replace=False))
+    chosen = find_near_duplicates(views, codes, 10, 0.975, 16, rows=rows)
+    copied = find_near_duplicates(views[rows], codes[rows], 10, 0.975, 16)
+    assert len(chosen.pairs) > 0 and chosen.candidates == copied.candidates
+    np.testing.assert_array_equal(chosen.pairs, copied.pairs)
+    np.testing.assert_array_equal(chosen.best_similarity, copied.best_similarity)

@@ -81,7 +81,7 @@ class NearDuplicates(_HashSearch):
         views, codes = inputs.view_hashes(self.hash)
         at = np.searchsorted(inputs.rows, searched)
         matches = find_near_duplicates(
-            views[at], codes[at], self.max_distance, self.min_similarity, self.max_neighbours
+            views, codes, self.max_distance, self.min_similarity, self.max_neighbours, rows=at
         )
         roots = searched[group_roots(len(searched), matches.pairs)]
         root_of = np.full(n, -1, dtype=np.int64)
@@ -158,14 +158,14 @@ class ReferenceLeak(_HashSearch):
         ref_views, ref_codes = view_hashes(grey_rows(reference.images, ref_usable), self.hash)
         views, codes = inputs.view_hashes(self.hash)
         matches = find_near_duplicates(
-            np.concatenate([ref_views, views]),
-            np.concatenate([ref_codes, codes]),
+            views,
+            codes,
             self.max_distance,
             self.min_similarity,
             self.max_neighbours,
-            across=len(ref_usable),
+            base=(ref_views, ref_codes),
         )
-        leaked = searched[matches.pairs[:, 1] - len(ref_usable)]
+        leaked = searched[matches.pairs[:, 1]]
         copied = pd.Series(ref_ids[ref_usable[matches.pairs[:, 0]]]).groupby(leaked).first()
         unset = pd.isna(of[copied.index.to_numpy()])
         of[copied.index.to_numpy()[unset]] = copied.to_numpy()[unset]  # exact copies come first
@@ -173,7 +173,7 @@ class ReferenceLeak(_HashSearch):
         scores = None
         if matches.best_similarity is not None:
             scores = np.full(len(usable), np.nan)
-            scores[searched] = matches.best_similarity[len(ref_usable) :]
+            scores[searched] = matches.best_similarity
         return CheckResult(
             flagged,
             scores,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ from datamatters.quality.near_duplicates.registration import pair_similarity
 class NearDuplicateMatches:
     """Within one batch of images: confirmed pairs and each image's best candidate similarity."""
 
-    pairs: np.ndarray  # int64 (k, 2), i < j, confirmed near-duplicates
+    pairs: np.ndarray  # int64 (k, 2), i < j (or base row, row), confirmed near-duplicates
     best_similarity: np.ndarray | None  # float (n,), NaN where no candidate was registered
     candidates: int  # neighbour pairs within max_distance, before confirmation
 
@@ -28,38 +29,60 @@ def find_near_duplicates(
     max_distance: int,
     min_similarity: float | None,
     max_neighbours: int,
-    across: int | None = None,
+    rows: np.ndarray | None = None,
+    base: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> NearDuplicateMatches:
-    """Search and (unless `min_similarity` is None) confirm, over each image's views and their
+    """Search and (unless `min_similarity` is None) confirm, over the images' views and their
     hashes (`canonical_hash.view_hashes`: N×V×S×S and N×V), which the caller computes once for
-    every search.
+    every search; over `rows` of them only, when given (the results then number those rows).
 
     In each view, candidates are each image's `max_neighbours` nearest others (`neighbours`)
     whose hashes are within `max_distance` bits, and they are confirmed in that view; a pair is a
-    near-duplicate when either view confirms it. With `across`, the batch is two sets (rows
-    before `across`, and the rest) and only pairs with one image in each are searched: a search
-    between two splits.
+    near-duplicate when either view confirms it. With `base` (another set's views and hashes),
+    each image is searched among the base images only, and pairs are (base row, row): a search
+    between two splits. Neither set is copied: each view is read in chunks where it lies.
     """
-    if not len(codes):
+    rows = np.arange(len(codes)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if not len(rows):
         return NearDuplicateMatches(np.empty((0, 2), np.int64), np.empty(0), 0)
+    codes = codes[rows]
+    base_views, base_codes = (views, codes) if base is None else base
     found, scores = [], []
     for view in range(codes.shape[1]):
-        pairs = neighbour_pairs(embeddings(views[:, view]), max_neighbours, across)
-        pairs = pairs[popcount(codes[pairs[:, 0], view] ^ codes[pairs[:, 1], view]) <= max_distance]
+        within = _within_radius(base_codes[:, view], codes[:, view], max_distance)
+        embedded = embeddings(views[:, view], rows)
+        base_embedded = None if base is None else embeddings(base_views[:, view])
+        pairs = neighbour_pairs(embedded, max_neighbours, base_embedded, admit=within)
         found.append(pairs)
-        if min_similarity is not None:
-            scores.append(pair_similarity(views[:, view], pairs))
+        if min_similarity is None:
+            continue
+        if base is None:
+            scores.append(pair_similarity(views[:, view], rows[pairs]))
+        else:
+            across = np.stack([pairs[:, 0], rows[pairs[:, 1]]], axis=1)
+            scores.append(pair_similarity(base_views[:, view], across, views[:, view]))
     candidates, which = np.unique(np.concatenate(found), axis=0, return_inverse=True)
     if min_similarity is None:
         return NearDuplicateMatches(candidates, None, len(candidates))
     similarity = np.full(len(candidates), np.nan)
     np.fmax.at(similarity, which.ravel(), np.concatenate(scores))
-    best = np.full(len(codes), np.nan)
+    best = np.full(len(rows), np.nan)
     scored = np.isfinite(similarity)
-    for column in (0, 1):
+    for column in (0, 1) if base is None else (1,):
         np.fmax.at(best, candidates[scored, column], similarity[scored])
     confirmed = candidates[scored & (similarity >= min_similarity)]
     return NearDuplicateMatches(confirmed, best, len(candidates))
+
+
+def _within_radius(
+    base_codes: np.ndarray, codes: np.ndarray, max_distance: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The hash radius as a test of (base row, row) pairs, applied to each block of neighbours."""
+
+    def admit(pairs: np.ndarray) -> np.ndarray:
+        return popcount(base_codes[pairs[:, 0]] ^ codes[pairs[:, 1]]) <= max_distance
+
+    return admit
 
 
 def group_roots(n: int, pairs: np.ndarray) -> np.ndarray:

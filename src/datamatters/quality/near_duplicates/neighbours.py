@@ -16,6 +16,8 @@ on every run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import faiss
 import numpy as np
@@ -32,15 +34,19 @@ EXACT_UP_TO = 20_000  # images searched exhaustively; a graph index (HNSW) beyon
 GRAPH_LINKS = 16  # HNSW neighbours per node
 GRAPH_BUILD_SEARCH = 40  # HNSW candidate list while building
 CHUNK = 8192  # images embedded at once
+QUERY_BLOCK = 16_384  # rows searched at once: a multiple of FAISS_QUERY_TILE
+FAISS_QUERY_TILE = 4096  # queries faiss's exact search multiplies at once
 
 
-def embeddings(views: np.ndarray) -> np.ndarray:
+def embeddings(views: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """float32 N×169 rows of zero mean and unit norm (inner products are correlations) of uint8
-    N×S×S images, one view of each."""
-    out = np.empty((len(views), EMBED_SIDE * EMBED_SIDE), dtype=np.float32)
-    for s in range(0, len(views), CHUNK):
+    N×S×S images, one view of each (of `rows` of them only, read a chunk at a time: the
+    selection is never copied whole)."""
+    rows = np.arange(len(views)) if rows is None else rows
+    out = np.empty((len(rows), EMBED_SIDE * EMBED_SIDE), dtype=np.float32)
+    for s in range(0, len(rows), CHUNK):
         blurred = ndimage.gaussian_filter(
-            views[s : s + CHUNK].astype(np.float32), (0, PREFILTER_SIGMA, PREFILTER_SIGMA)
+            views[rows[s : s + CHUNK]].astype(np.float32), (0, PREFILTER_SIGMA, PREFILTER_SIGMA)
         )[:, MARGIN:-MARGIN, MARGIN:-MARGIN]
         small = [
             cv2.resize(image, (EMBED_SIDE, EMBED_SIDE), interpolation=cv2.INTER_AREA)
@@ -50,44 +56,69 @@ def embeddings(views: np.ndarray) -> np.ndarray:
     return out
 
 
-def neighbour_pairs(embedded: np.ndarray, k: int, across: int | None = None) -> np.ndarray:
+def neighbour_pairs(
+    embedded: np.ndarray,
+    k: int,
+    base: np.ndarray | None = None,
+    admit: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     """Sorted unique int64 pairs (i, j), i < j: each row and its `k` nearest other rows.
 
-    With `across`, rows before it form one set and the rest another, and each row of the second
-    set is paired with its `k` nearest rows of the first: a search between two splits.
+    With `base`, each row is paired with its `k` nearest rows of `base` instead, as (base row,
+    row): a search between two splits. `admit` (pairs -> bool mask) keeps only the pairs it
+    admits. The rows are searched `QUERY_BLOCK` at a time and each block's pairs are admitted
+    before the next is searched, so the search's working memory is one block's k-NN table,
+    not N·k pairs (a GB at 160,000 images): only admitted pairs are kept.
     """
+    within = base is None
+    base = embedded if within else base
     n = len(embedded)
-    if across is None:
-        if n < 2:
-            return np.empty((0, 2), dtype=np.int64)
-        found = _search(embedded, embedded, min(k + 1, n))
-        queries = np.repeat(np.arange(n), found.shape[1])
-    else:
-        if across == 0 or across == n:
-            return np.empty((0, 2), dtype=np.int64)
-        found = _search(embedded[:across], embedded[across:], min(k, across))
-        queries = np.repeat(np.arange(across, n), found.shape[1])
-    members = found.ravel()
-    keep = (members >= 0) & (members != queries)
-    pairs = np.sort(np.stack([queries[keep], members[keep]], axis=1), axis=1)
-    return np.unique(pairs, axis=0).astype(np.int64)
+    wanted = min(k + 1, n) if within else min(k, len(base))
+    if n == 0 or wanted == 0 or (within and n < 2):
+        return np.empty((0, 2), dtype=np.int64)
+    index = _index(base, wanted)
+    found = []
+    for start, stop in query_blocks(n):
+        members = index.search(np.ascontiguousarray(embedded[start:stop]), wanted)[1].ravel()
+        queries = np.repeat(np.arange(start, stop), wanted)
+        keep = (members >= 0) & (members != queries) if within else members >= 0
+        pairs = np.stack([members[keep], queries[keep]], axis=1)
+        pairs = np.sort(pairs, axis=1) if within else pairs
+        if admit is not None:
+            pairs = pairs[admit(pairs)]
+        found.append(pairs)
+    return np.unique(np.concatenate(found), axis=0).astype(np.int64)
 
 
-def _search(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Indices into `base` of each query's `k` nearest rows by inner product (-1: none found)."""
+def query_blocks(n: int) -> list[tuple[int, int]]:
+    """Consecutive (start, stop) blocks of `QUERY_BLOCK` rows, the last one 4,096 rows or more
+    (or all of them).
+
+    faiss's exact search multiplies 4,096 queries at a time, and a block under 20 queries takes
+    another code path: with blocks cut at multiples of 4,096, and none short, every query's
+    inner products are computed as in one search of all rows, bit for bit, so the neighbours,
+    and the decisions, do not depend on the blocks.
+    """
+    starts = list(range(0, n, QUERY_BLOCK))
+    if len(starts) > 1 and n - starts[-1] < FAISS_QUERY_TILE:
+        starts.pop()
+    return list(zip(starts, [*starts[1:], n], strict=True))
+
+
+def _index(base: np.ndarray, k: int) -> faiss.Index:
+    """A faiss inner-product index of `base`: exact up to `EXACT_UP_TO` rows, a graph beyond."""
     dim = base.shape[1]
     if len(base) <= EXACT_UP_TO:
         index = faiss.IndexFlatIP(dim)
         index.add(base)
-    else:
-        index = faiss.IndexHNSWFlat(dim, GRAPH_LINKS, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = GRAPH_BUILD_SEARCH
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)  # a graph built in parallel depends on thread timing
-        try:
-            index.add(base)
-        finally:
-            faiss.omp_set_num_threads(threads)
-        index.hnsw.efSearch = 2 * k
-    _, found = index.search(np.ascontiguousarray(queries), k)
-    return found
+        return index
+    index = faiss.IndexHNSWFlat(dim, GRAPH_LINKS, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = GRAPH_BUILD_SEARCH
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # a graph built in parallel depends on thread timing
+    try:
+        index.add(base)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    index.hnsw.efSearch = 2 * k
+    return index

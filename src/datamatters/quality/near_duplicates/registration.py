@@ -26,9 +26,11 @@ REGISTER_STEPS = 4
 PAIR_CHUNK = 4096
 
 
-def pair_similarity(images: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+def pair_similarity(
+    images: np.ndarray, pairs: np.ndarray, others: np.ndarray | None = None
+) -> np.ndarray:
     """For each pair of uint8 S×S images (one view of each): the gradient correlation after
-    rigid registration.
+    rigid registration. A pair's second image is a row of `others` when given (two sets).
 
     Pairs whose blurred correlation is under PREFILTER are not registered and get NaN. Pairs are
     taken PAIR_CHUNK at a time, reading only their own images, so memory does not grow with the
@@ -37,9 +39,7 @@ def pair_similarity(images: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     out = np.full(len(pairs), np.nan)
     for s in range(0, len(pairs), PAIR_CHUNK):
         chunk = pairs[s : s + PAIR_CHUNK]
-        used, slots = np.unique(chunk, return_inverse=True)
-        first, second = slots.reshape(chunk.shape).T
-        raw = images[used].astype(np.float32)
+        raw, first, second = _pair_images(images, chunk, others)
         blurred = ndimage.gaussian_filter(raw, (0, PREFILTER_SIGMA, PREFILTER_SIGMA))
         inner = standardised(_inner(blurred))
         coarse = np.einsum("ij,ij->i", inner[first], inner[second])
@@ -51,6 +51,24 @@ def pair_similarity(images: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         aligned = _Warper(raw[b])(motion)
         out[s + close] = gradient_correlation(raw[a], aligned)
     return out
+
+
+def _pair_images(
+    images: np.ndarray, pairs: np.ndarray, others: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The float images a chunk of pairs uses, each once, and each pair's two slots among them.
+
+    Every step after this treats each image, and each pair, on its own, so a pair's similarity
+    does not depend on the other pairs of its chunk or on which set its images came from.
+    """
+    if others is None:
+        used, slots = np.unique(pairs, return_inverse=True)
+        first, second = slots.reshape(pairs.shape).T
+        return images[used].astype(np.float32), first, second
+    used_first, first = np.unique(pairs[:, 0], return_inverse=True)
+    used_second, second = np.unique(pairs[:, 1], return_inverse=True)
+    raw = np.concatenate([images[used_first], others[used_second]]).astype(np.float32)
+    return raw, first.ravel(), second.ravel() + len(used_first)
 
 
 def gradient_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
