@@ -94,7 +94,8 @@ def main() -> None:
             memory, name, measured, inputs
         )
     with use_executor(instantiate(params["executor"])):
-        phase(memory, "all checks", assess, data, checks, QualityContext(features, reference))
+        context = QualityContext(features, reference, scratch=Path("data"))  # as the stage has it
+        phase(memory, "all checks", assess, data, checks, context)
     shutil.rmtree(work)
 
 

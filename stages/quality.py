@@ -5,6 +5,8 @@ so it is a fixed yardstick that no training-data experiment can move. The refere
 for one more check, `reference_leak`, configured apart from the filters under study.
 """
 
+from pathlib import Path
+
 import _workspace  # noqa: F401 - first: this workspace's package, not an installed one
 from hydra.utils import instantiate
 
@@ -28,7 +30,8 @@ def main() -> None:
         "reference_leak": configured_check(params["reference.leak"], "reference.leak")
     }
     judge = load_stage_input(args.judge)
-    context = QualityContext(features=judge_features(judge, data.images), reference=reference)
+    features = judge_features(judge, data.images)
+    context = QualityContext(features, reference, scratch=Path(args.output).parent)
     with use_executor(instantiate(params["executor"])):
         assessed, report = assess(data, checks, context)
     report |= ground_truth_scores(assessed.manifest)

@@ -367,6 +367,28 @@ def test_gathering_scattered_rows_does_not_keep_the_map_resident(tmp_path):
     release_rows(mapped, 0, len(mapped))
 
 
+def test_a_selection_points_at_its_rows_and_reads_them_only_when_asked(tmp_path):
+    """`select` gathers nothing: the judge's and the reference features' sets stay on disk."""
+    pool = tiny_pool()
+    mask = np.arange(12) % 3 != 0
+    chosen = pool.select(mask)
+    assert isinstance(chosen.images, RowsOf) and chosen.images.shape == (8, 8, 8, 1)
+    assert np.array_equal(np.asarray(chosen.images), pool.images[mask])
+    again = chosen.select(np.arange(8) % 2 == 0)
+    assert again.images.images is pool.images, "a selection of a selection: one lookup"
+    assert np.array_equal(again.images[1], pool.images[np.flatnonzero(mask)[2]])
+    assert np.array_equal(again.images[0:3], pool.images[mask][::2][0:3])
+
+    pixels = np.random.default_rng(4).integers(0, 256, (4000, 64, 64, 3), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", pixels)  # 47 MiB
+    mapped = np.asarray(np.load(tmp_path / "images.npy", mmap_mode="r"))
+    big = StageData(mapped, pd.DataFrame({"id": [f"{i:07d}" for i in range(4000)]}))
+    before = resident_mib()
+    half = big.select(np.arange(4000) % 2 == 0)
+    assert resident_mib() - before < 4, "no pixels read (gathered, half would be 23 MiB)"
+    assert np.array_equal(half.images[[0, 1999]], pixels[[0, 3998]])
+
+
 def test_a_scratch_array_lives_on_disk_and_leaves_nothing_behind(tmp_path):
     """Ingest's decoded pixels: written, released, read back, and gone with the process's file."""
     from datamatters.data.mapped import release_rows, scratch_array

@@ -581,3 +581,36 @@ def test_near_duplicate_search_over_chosen_rows_reads_them_in_place():
     assert len(chosen.pairs) > 0 and chosen.candidates == copied.candidates
     np.testing.assert_array_equal(chosen.pairs, copied.pairs)
     np.testing.assert_array_equal(chosen.best_similarity, copied.best_similarity)
+    planted = {(k, 250 + k) for k in range(50)}
+    found = planted & set(
+        map(tuple, find_near_duplicates(views, codes, 10, 0.975, 16).pairs.tolist())
+    )
+    across = find_near_duplicates(views[250:], codes[250:], 10, 0.975, 16, base=(views, codes))
+    assert len(found) > 25, "most planted copies are confirmed"
+    assert {(int(b), 250 + int(r)) for b, r in across.pairs} >= found, "and found across too"
+
+
+def test_views_kept_on_disk_are_searched_as_views_in_memory(tmp_path):
+    """With a scratch directory the views live in a nameless file, and every search reads them
+    as it would read them in memory: the same matches, and nothing left in the directory."""
+    rng = np.random.default_rng(6)
+    images = ndimage.gaussian_filter(rng.uniform(0, 255, (200, 32, 32)), (0, 2, 2))
+    images[150:] = np.roll(images[:50], 1, axis=1) + rng.normal(0, 1, (50, 32, 32))
+    grey = np.clip(images, 0, 255).astype(np.uint8)
+    views, codes = view_hashes(grey)
+    on_disk, disk_codes = view_hashes(grey, scratch=tmp_path)
+    assert isinstance(on_disk, np.memmap) and list(tmp_path.iterdir()) == []
+    np.testing.assert_array_equal(on_disk, views)
+    np.testing.assert_array_equal(disk_codes, codes)
+    searches = [  # within one set, and between two
+        ((views, codes, 10, 0.975, 16), (on_disk, codes, 10, 0.975, 16)),
+        (
+            (views[150:], codes[150:], 10, 0.975, 16, None, (views[:100], codes[:100])),
+            (on_disk[150:], codes[150:], 10, 0.975, 16, None, (on_disk[:100], codes[:100])),
+        ),
+    ]
+    for in_memory, from_disk in searches:
+        memory, disk = find_near_duplicates(*in_memory), find_near_duplicates(*from_disk)
+        assert len(memory.pairs) > 25
+        np.testing.assert_array_equal(disk.pairs, memory.pairs)
+        np.testing.assert_array_equal(disk.best_similarity, memory.best_similarity)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from datamatters.atomic import atomic_path
-from datamatters.data.mapped import RowsOf, ShardedImages, gather, write_rows
+from datamatters.data.mapped import RowsOf, ShardedImages, rows_of, write_rows
 from datamatters.errors import InputError
 from datamatters.pipeline import rerun_fix
 
@@ -57,10 +57,14 @@ class StageData:
     origin: PixelOrigin | None = None
 
     def select(self, mask: np.ndarray | pd.Series) -> StageData:
-        """The rows where `mask` holds, images, manifest and origin kept aligned."""
+        """The rows where `mask` holds, images, manifest and origin kept aligned.
+
+        The pixels are not read here: the selection points at its rows (`mapped.RowsOf`) and
+        its users read them as they go, so the judge's training set, say, is never gathered.
+        """
         mask = np.asarray(mask, dtype=bool)
         origin = self.origin and PixelOrigin(self.origin.directory, self.origin.rows[mask])
-        images = gather(self.images, mask)
+        images = rows_of(self.images, np.flatnonzero(mask))
         return StageData(images, self.manifest[mask].reset_index(drop=True), origin)
 
     def with_manifest(self, manifest: pd.DataFrame) -> StageData:

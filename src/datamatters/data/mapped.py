@@ -37,6 +37,15 @@ def release_rows(images: np.ndarray, start: int, stop: int) -> None:
     mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
 
 
+def release_map(images: np.ndarray) -> None:
+    """Drop every page of the memory map under `images` (any view of it, strided or not) from
+    resident memory: for scattered reads, whose rows are not one span `release_rows` could
+    name. Arrays in ordinary memory are left alone."""
+    mapping = _mapping(images)
+    if mapping is not None:
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
 def gather(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """`images[rows]` (a mask or row numbers) as an ordinary array, without keeping the map
     resident: read `GATHER_ROWS` rows at a time, the whole map's pages released after each.
@@ -188,6 +197,14 @@ class ShardedImages:
             at = np.flatnonzero(shards == shard)
             out[at] = self.shards[shard][rows[at] - self.starts[shard]]
         return out
+
+
+def rows_of(images: np.ndarray | ShardedImages | RowsOf, rows: np.ndarray) -> RowsOf:
+    """`images[rows]`, read only when asked for; a selection of a selection points at the rows
+    underneath, so reading it costs one lookup whatever the depth."""
+    if isinstance(images, RowsOf):
+        return RowsOf(images.images, images.rows[rows])
+    return RowsOf(images, rows)
 
 
 class RowsOf:

@@ -65,4 +65,4 @@ class JudgeLogits(_JudgeExtractor):
 
 def judge_features(network: JudgeNet, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """float32 N×D judge features of uint8 N×H×W×C images (what the quality checks compare)."""
-    return extract(JudgeFeatures(network), images, batch_size).astype(np.float32)
+    return extract(JudgeFeatures(network), images, batch_size, np.float32)

@@ -18,6 +18,7 @@ from datamatters.data.dataset import (
     class_names,
     labeled_images,
 )
+from datamatters.data.mapped import rows_of
 from datamatters.errors import InputError
 from datamatters.features.extract import check_images, extract
 from datamatters.features.judge import JudgeFeatures
@@ -52,17 +53,18 @@ def fit_judge(reference: StageData, cfg: DictConfig, reference_path: str) -> Fit
     network_config = OmegaConf.to_container(cfg.network, resolve=True) | {
         "num_classes": len(classes)
     }
+    train, held_out = usable.select(~holdout).images, usable.select(holdout).images
     network = fit_classifier(
         instantiate(network_config),
         instantiate(cfg.optimizer),
-        _loader(usable.images[~holdout], labels[~holdout], cfg, shuffle=True),
+        _loader(train, labels[~holdout], cfg, shuffle=True),
         cfg.max_epochs,
         cfg.max_shift,
         cfg.accelerator,
-        val=_loader(usable.images[holdout], labels[holdout], cfg, shuffle=False),
+        val=_loader(held_out, labels[holdout], cfg, shuffle=False),
     )
     report = {
-        "accuracy_holdout": round(accuracy(network, usable.images[holdout], labels[holdout]), 6),
+        "accuracy_holdout": round(accuracy(network, held_out, labels[holdout]), 6),
         "holdout_images": int(holdout.sum()),
         "train_images": int((~holdout).sum()),
         "classes": len(classes),
@@ -96,8 +98,12 @@ def _halves_fid(images: np.ndarray, network: nn.Module, seed: int) -> float:
     order = np.random.default_rng(seed).permutation(len(images))
     half = len(order) // 2
     extractor = JudgeFeatures(network)
-    return fid(extract(extractor, images[order[:half]]), extract(extractor, images[order[half:]]))
+    first, second = rows_of(images, order[:half]), rows_of(images, order[half:])
+    return fid(extract(extractor, first), extract(extractor, second))
 
 
 def _loader(images: np.ndarray, labels: np.ndarray, cfg: DictConfig, shuffle: bool) -> DataLoader:
-    return DataLoader(ImageArrayDataset(images, labels), batch_size=cfg.batch_size, shuffle=shuffle)
+    """Batches of `images` (read a row at a time, each row's pages released after it is read:
+    the reference a judge learns from may be larger than memory)."""
+    dataset = ImageArrayDataset(images, labels, release_pages=True)
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle)

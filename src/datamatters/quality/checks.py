@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,10 +39,13 @@ class QualityContext:
     `features`: N×D floats, one row per manifest row (the pipeline's judge network's embedding),
     for the density check (`outliers`); None means it falls back to simple image features.
     `reference`: the reference split, for the check that no train image copies one of it.
+    `scratch`: a directory on disk for what is too large to keep in memory (the views the copy
+    checks search: `canonical_hash.view_hashes`); None keeps everything in memory.
     """
 
     features: np.ndarray | None = None
     reference: StageData | None = None
+    scratch: Path | None = None
 
 
 @dataclass
@@ -82,7 +86,8 @@ class CheckInputs:
         """Views and their `method` hashes of the decodable rows, in `rows`' order: computed once,
         since the near-duplicate and the reference-leak checks search the same images."""
         if method not in self._hashes:
-            views, codes = view_hashes(F.grey_rows(self.data.images, self.rows), method)
+            grey = F.grey_rows(self.data.images, self.rows)
+            views, codes = view_hashes(grey, method, self.context.scratch)
             self._hashes[method] = _read_only(views), _read_only(codes)
         return self._hashes[method]
 

@@ -155,7 +155,8 @@ class ReferenceLeak(_HashSearch):
         copies = int(pd.notna(of).sum())
 
         searched = inputs.rows
-        ref_views, ref_codes = view_hashes(grey_rows(reference.images, ref_usable), self.hash)
+        ref_grey = grey_rows(reference.images, ref_usable)
+        ref_views, ref_codes = view_hashes(ref_grey, self.hash, inputs.context.scratch)
         views, codes = inputs.view_hashes(self.hash)
         matches = find_near_duplicates(
             views,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
@@ -19,6 +20,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from datamatters.data.mapped import release_rows, scratch_array
 from datamatters.parallel import map_chunks
 
 if TYPE_CHECKING:
@@ -91,16 +93,25 @@ def perceptual_hashes(images: np.ndarray, method: str = "phash") -> np.ndarray:
 
 
 def view_hashes(
-    grey: np.ndarray | GreyRows, method: str = "phash"
+    grey: np.ndarray | GreyRows, method: str = "phash", scratch: Path | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """`image_views` (N×2×S×S) and their hashes (uint64 N×2) of a uint8 N×H×W brightness batch
     (`features.grey`: what `imagehash` reads, and a quarter of the float luminance's bytes to send
-    to the workers), in worker processes. A lazy `GreyRows` is read one chunk per task."""
-    if not len(grey):
-        views = np.empty((0, len(VIEWS), CONFIRM_SIDE, CONFIRM_SIDE), np.uint8)
-        return views, np.empty((0, len(VIEWS)), np.uint64)
-    parts = [part for _, part in map_chunks(partial(_views_and_hashes, method=method), grey)]
-    return np.concatenate([v for v, _ in parts]), np.concatenate([h for _, h in parts])
+    to the workers), in worker processes. A lazy `GreyRows` is read one chunk per task.
+
+    With `scratch` (a directory on disk) the views are written to a nameless file there, not
+    kept in memory: at 2 KB an image they are most of what the copy checks hold (1.3 GB at
+    640,000 images), and the searches read them a chunk or a pair at a time.
+    """
+    shape = (len(grey), len(VIEWS), CONFIRM_SIDE, CONFIRM_SIDE)
+    views = np.empty(shape, np.uint8) if scratch is None else scratch_array(shape, scratch)
+    codes = np.empty((len(grey), len(VIEWS)), np.uint64)
+    start = 0
+    for done, (part, hashes) in map_chunks(partial(_views_and_hashes, method=method), grey):
+        views[start:done], codes[start:done] = part, hashes
+        release_rows(views, start, done)
+        start = done
+    return views, codes
 
 
 def _views_and_hashes(grey: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ import faiss
 import numpy as np
 from scipy import ndimage
 
+from datamatters.data.mapped import release_map
 from datamatters.quality.near_duplicates.registration import (
     MARGIN,
     PREFILTER_SIGMA,
@@ -41,7 +42,7 @@ FAISS_QUERY_TILE = 4096  # queries faiss's exact search multiplies at once
 def embeddings(views: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """float32 N×169 rows of zero mean and unit norm (inner products are correlations) of uint8
     N×S×S images, one view of each (of `rows` of them only, read a chunk at a time: the
-    selection is never copied whole)."""
+    selection is never copied whole, and views on disk do not stay resident)."""
     rows = np.arange(len(views)) if rows is None else rows
     out = np.empty((len(rows), EMBED_SIDE * EMBED_SIDE), dtype=np.float32)
     for s in range(0, len(rows), CHUNK):
@@ -53,6 +54,7 @@ def embeddings(views: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
             for image in blurred
         ]
         out[s : s + CHUNK] = standardised(np.stack(small))
+        release_map(views)
     return out
 
 

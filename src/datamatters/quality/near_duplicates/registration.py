@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from datamatters.data.mapped import release_map
+
 PREFILTER = 0.92  # blurred correlation below which a candidate is not worth registering
 PREFILTER_SIGMA = 1.0
 MARGIN = 3  # pixels left out at each border when correlating (warping moves content there)
@@ -33,13 +35,16 @@ def pair_similarity(
     rigid registration. A pair's second image is a row of `others` when given (two sets).
 
     Pairs whose blurred correlation is under PREFILTER are not registered and get NaN. Pairs are
-    taken PAIR_CHUNK at a time, reading only their own images, so memory does not grow with the
-    number of images.
+    taken PAIR_CHUNK at a time, reading only their own images (and releasing them, when they are
+    on disk), so memory does not grow with the number of images.
     """
     out = np.full(len(pairs), np.nan)
     for s in range(0, len(pairs), PAIR_CHUNK):
         chunk = pairs[s : s + PAIR_CHUNK]
         raw, first, second = _pair_images(images, chunk, others)
+        release_map(images)
+        if others is not None:
+            release_map(others)
         blurred = ndimage.gaussian_filter(raw, (0, PREFILTER_SIGMA, PREFILTER_SIGMA))
         inner = standardised(_inner(blurred))
         coarse = np.einsum("ij,ij->i", inner[first], inner[second])
