@@ -100,8 +100,8 @@ def view_hashes(
     to the workers), in worker processes. A lazy `GreyRows` is read one chunk per task.
 
     With `scratch` (a directory on disk) the views are written to a nameless file there, not
-    kept in memory: at 2 KB an image they are most of what the copy checks hold (1.3 GB at
-    640,000 images), and the searches read them a chunk or a pair at a time.
+    kept in memory: at 2 KB an image (1.3 GB for 640,000 images) they were most of what the
+    copy checks held, and the searches read them a chunk or a pair at a time.
     """
     shape = (len(grey), len(VIEWS), CONFIRM_SIDE, CONFIRM_SIDE)
     views = np.empty(shape, np.uint8) if scratch is None else scratch_array(shape, scratch)

@@ -49,10 +49,10 @@ def find_near_duplicates(
     base_views, base_codes = (views, codes) if base is None else base
     found, scores = [], []
     for view in range(codes.shape[1]):
-        within = _within_radius(base_codes[:, view], codes[:, view], max_distance)
+        close = _within_radius(base_codes[:, view], codes[:, view], max_distance)
         embedded = embeddings(views[:, view], rows)
         base_embedded = None if base is None else embeddings(base_views[:, view])
-        pairs = neighbour_pairs(embedded, max_neighbours, base_embedded, admit=within)
+        pairs = neighbour_pairs(embedded, max_neighbours, base_embedded, admit=close)
         found.append(pairs)
         if min_similarity is None:
             continue
