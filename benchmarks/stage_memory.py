@@ -41,22 +41,19 @@ import yaml
 from project_runs import project_env, run, scratch_project, stage_seconds
 from scenes import write_scenes
 
-MEASURE = (
-    "import resource, subprocess, sys; subprocess.run(sys.argv[1], shell=True, check=True); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-)
-WRAP = (  # a stage's command as DVC runs it, reporting the peak of the stage's own processes
+PEAK_OF = (  # runs a command and reports the peak of the largest process it started
     "import resource, subprocess, sys; code = subprocess.run(sys.argv[1], shell=True).returncode; "
     "print(f'[peak] {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss} KiB'); sys.exit(code)"
 )
-STAGE_PEAK = re.compile(r"^\[peak\] (\d+) KiB$", re.M)
+PEAK_LINE = re.compile(r"^\[peak\] (\d+) KiB$", re.M)
 
 
-def peak(project: Path, command: str) -> tuple[float, int, str]:
-    """Seconds and peak resident KiB of the largest process `command` started, and its output."""
+def peak(project: Path, command: str) -> tuple[float, list[int], str]:
+    """Seconds `command` took, every peak (KiB) reported while it ran, its own last, and what
+    it printed."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, command],
+        [sys.executable, "-c", PEAK_OF, command],
         cwd=project,
         capture_output=True,
         text=True,
@@ -64,7 +61,7 @@ def peak(project: Path, command: str) -> tuple[float, int, str]:
         env=project_env(project),
     )
     output = done.stdout + done.stderr
-    return time.perf_counter() - started, int(done.stdout.strip().splitlines()[-1]), output
+    return time.perf_counter() - started, [int(k) for k in PEAK_LINE.findall(output)], output
 
 
 def wrap_stages(project: Path, stages: list[str]) -> None:
@@ -73,14 +70,15 @@ def wrap_stages(project: Path, stages: list[str]) -> None:
     pipeline = yaml.safe_load(path.read_text())
     for stage in stages:
         command = pipeline["stages"][stage]["cmd"]
-        pipeline["stages"][stage]["cmd"] = f"python -c {shlex.quote(WRAP)} {shlex.quote(command)}"
+        pipeline["stages"][stage]["cmd"] = (
+            f"python -c {shlex.quote(PEAK_OF)} {shlex.quote(command)}"
+        )
     path.write_text(yaml.safe_dump(pipeline, sort_keys=False))
 
 
 def first_run(project: Path, stage: str) -> dict[str, float]:
     """`stage` run by `dvc repro`: its own seconds and peak, and the peak with DVC's."""
-    _, with_dvc, output = peak(project, f"dvc repro --single-item {stage}")
-    own = int(STAGE_PEAK.search(output)[1])
+    _, (own, with_dvc), output = peak(project, f"dvc repro --single-item {stage}")
     return {"seconds": stage_seconds(output)[stage], "own": own, "with_dvc": with_dvc}
 
 
@@ -127,7 +125,7 @@ def measure(
     cached = on_disk([*(project / "data").rglob("*.npy"), *(project / ".dvc/cache").rglob("*")])
     commands = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     for stage in [] if first_run_only else stages:
-        seconds, kib, _ = peak(project, commands[stage]["cmd"])
+        seconds, (kib,), _ = peak(project, commands[stage]["cmd"])
         results[stage] = _record(n, stage, seconds, kib)
     results["data/"] = {
         "pixel_copies": round(stored / pixels, 2),
