@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 
 from datamatters.atomic import write_json
 from datamatters.augment.materialise import augmented_copies, originals
-from datamatters.data.contract import PixelOrigin, kept_mask, read_stage_data, write_stage_chunks
+from datamatters.data.contract import kept_mask, read_stage_data, write_stage_chunks
 from datamatters.errors import InputError
 from datamatters.stage import load_params, log, parse_paths, run_stage
 
@@ -28,10 +28,7 @@ def main() -> None:
             "no rows are kept, so there is nothing to train on",
             "check metrics/quality.json for what was dropped and relax those checks",
         )
-    kept = (
-        PixelOrigin(data.origin.directory, data.origin.rows[keep]),
-        originals(data.manifest, keep),
-    )
+    kept = (data.select(keep).origin, originals(data.manifest, keep))  # pointed at, not read
     copies = augmented_copies(data, keep, instantiate(augment.pipeline), augment.copies)
     count = int(keep.sum()) * augment.copies
     manifest = write_stage_chunks(args.output, copies, count, data.images.shape[1:], kept)
