@@ -15,7 +15,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -32,8 +31,33 @@ CREDENTIALS = {  # moto accepts any; a real remote reads them from the same vari
 }
 
 
+# moto's server, optionally made to die on the upload after the first `uploads`: the process exits
+# as that request arrives, so a push fails at the same point every run (killing it from the test
+# raced a push that could finish before the kill landed).
+SERVER = """
+import os, sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+
+port, uploads = int(sys.argv[1]), int(sys.argv[2])
+app = DomainDispatcherApplication(create_backend_app)
+seen = 0
+
+def dying(environ, start_response):
+    global seen
+    if environ["REQUEST_METHOD"] == "PUT" and environ["PATH_INFO"].count("/") > 1:
+        seen += 1
+        if 0 <= uploads < seen:
+            os._exit(1)
+    return app(environ, start_response)
+
+run_simple("127.0.0.1", port, dying, threaded=True, request_handler=MotoRequestHandler)
+"""
+
+
 class S3Server:
-    """moto's S3-compatible server as its own process, so a test can kill it mid-transfer."""
+    """moto's S3-compatible server as its own process, so that it can die mid-transfer."""
 
     def __init__(self) -> None:
         with socket.socket() as probe:
@@ -42,8 +66,10 @@ class S3Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> S3Server:
-        command = [sys.executable, "-m", "moto.server", "-p", str(self.port)]
+    def start(self, uploads: int = -1) -> S3Server:
+        """Serve an empty bucket; with `uploads` >= 0 the server exits on the upload after that
+        many objects."""
+        command = [sys.executable, "-c", SERVER, str(self.port), str(uploads)]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -62,6 +88,7 @@ class S3Server:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.kill()
+        if self.process:
             self.process.wait()
 
     def client(self):
@@ -158,37 +185,31 @@ def test_s3_remote_round_trip(origin, s3):
         assert (fresh / output).read_bytes() == (team / output).read_bytes(), output
 
 
-def test_push_to_a_server_that_dies_midway_fails_then_completes(origin, s3):
-    """The server is killed while `dvc push` uploads; the push says so, and a second push to
-    the server once it is back (moto keeps no state: an empty bucket) completes."""
+def test_push_to_a_server_that_dies_midway_fails_then_completes(origin):
+    """The server dies while `dvc push` uploads; the push says so, and a second push to the
+    server once it is back (moto keeps no state: an empty bucket) completes."""
     team = clone(origin, "dead-remote")
-    add_s3_remote(team, s3, "flaky")
-    extra = team / "extra"
-    extra.mkdir()
-    for i in range(20):  # 40 MiB, one file at a time: the kill lands mid-push
-        (extra / f"{i:02d}.bin").write_bytes(np.random.default_rng(i).bytes(2 << 20))
-    sh(team, "dvc", "add", "extra")
-    command = ["dvc", "push", "-r", "flaky", "-j", "1"]
-    push = subprocess.Popen(
-        command,
-        cwd=team,
-        env=command_env()
-        | {"AWS_MAX_ATTEMPTS": "1"},  # fail at once, not after retrying the dead server
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    while s3.object_count() < 3 and push.poll() is None:
-        time.sleep(0.05)
-    assert push.poll() is None, "the push finished before the server could be killed"
-    s3.stop()
-    output = push.communicate(timeout=600)[0]
-    assert push.returncode != 0, output
-    assert "Could not connect to the endpoint URL" in output and s3.url in output, output
+    s3 = S3Server().start(uploads=3)
+    try:
+        add_s3_remote(team, s3, "flaky")
+        push = subprocess.run(
+            ["dvc", "push", "-r", "flaky", "-j", "1"],
+            cwd=team,
+            env=command_env() | {"AWS_MAX_ATTEMPTS": "1"},  # no retrying the dead server
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        output = push.stdout + push.stderr
+        assert s3.process.wait(timeout=60) == 1, f"the server saw no fourth upload:\n{output}"
+        assert push.returncode != 0, output
+        assert "Could not connect to the endpoint URL" in output and s3.url in output, output
 
-    s3.start()
-    sh(team, "dvc", "push", "-r", "flaky")
-    assert "in sync" in sh(team, "dvc", "status", "-c", "-r", "flaky")
+        s3.start()
+        sh(team, "dvc", "push", "-r", "flaky")
+        assert "in sync" in sh(team, "dvc", "status", "-c", "-r", "flaky")
+    finally:
+        s3.stop()
 
 
 def test_a_sweep_run_on_two_clones_is_traced_the_same_on_a_third(origin):
