@@ -367,6 +367,29 @@ def test_gathering_scattered_rows_does_not_keep_the_map_resident(tmp_path):
     release_rows(mapped, 0, len(mapped))
 
 
+def test_a_loader_reading_one_row_at_a_time_keeps_no_shard_resident(tmp_path):
+    """The judge's and the audit's loaders read shuffled rows from disk: each read maps the
+    readahead around the row, and the release after it drops the row's whole shard."""
+    import os
+
+    from datamatters.data.mapped import ShardedImages
+
+    rng = np.random.default_rng(4)
+    paths = []
+    for number in range(4):  # 4 shards of 16 MiB
+        paths.append(tmp_path / f"{number}.npy")
+        np.save(paths[-1], rng.integers(0, 256, (1365, 64, 64, 3), dtype=np.uint8))
+        with paths[-1].open("rb+") as handle:  # from disk, as a later stage reads it
+            os.fsync(handle.fileno())
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    images = ShardedImages([np.load(path, mmap_mode="r") for path in paths])
+    served = ImageArrayDataset(images, np.zeros(len(images), int), release_pages=True)
+    before = resident_mib()
+    total = sum(float(served[int(row)][0].sum()) for row in rng.permutation(len(images))[:2000])
+    assert resident_mib() - before < 4, "2,000 rows read, 23 MiB of them, none left resident"
+    assert total > 0
+
+
 def test_a_selection_points_at_its_rows_and_reads_them_only_when_asked(tmp_path):
     """`select` gathers nothing: the judge's and the reference features' sets stay on disk."""
     pool = tiny_pool()

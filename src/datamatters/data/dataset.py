@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamatters.data.contract import StageData
-from datamatters.data.mapped import release_rows
+from datamatters.data.mapped import release_scattered
 
 UNLABELED = -1
 
@@ -65,6 +65,6 @@ class ImageArrayDataset(Dataset):
         row = int(self.rows[index])
         pixels = np.array(self.images[row])  # a copy: the array may be a read-only memmap
         if self.release_pages:
-            release_rows(self.images, row, row + 1)
+            release_scattered(self.images, np.array([row]))
         image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0)
         return image, int(self.labels[index])
