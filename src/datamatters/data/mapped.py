@@ -60,8 +60,7 @@ def release_scattered(images: np.ndarray | ShardedImages | RowsOf, rows: np.ndar
     if isinstance(images, RowsOf):
         release_scattered(images.images, images.rows[rows])
     elif isinstance(images, ShardedImages):
-        for shard in np.unique(images._shard_of(np.asarray(rows))):
-            release_map(images.shards[shard])
+        images.release_shards_of(rows)
     else:
         release_map(images)
 
@@ -195,6 +194,11 @@ class ShardedImages:
             low, high = max(start, self.starts[shard]), min(stop, self.starts[shard + 1])
             if low < high:
                 release_rows(images, int(low - self.starts[shard]), int(high - self.starts[shard]))
+
+    def release_shards_of(self, rows: np.ndarray) -> None:
+        """Every page of each shard holding one of `rows` (`release_scattered`)."""
+        for shard in np.unique(self._shard_of(np.asarray(rows))):
+            release_map(self.shards[shard])
 
     def _shard_of(self, rows: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.starts, rows, side="right") - 1
